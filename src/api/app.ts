@@ -1,0 +1,111 @@
+/**
+ * Builds the Fastify application: request ids, raw-body capture (AK/SK signatures are computed over
+ * the exact bytes), one error handler that renders each service's error shape, the audit hook, and
+ * the routes. WebSocket upgrades never reach Fastify: proxy/upgrade.ts handles them on the server's
+ * 'upgrade' event first.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerFactory } from 'fastify';
+import type { Logger } from 'pino';
+import { ApiError, renderErrorBody } from '../errors.js';
+import { redactUrl } from '../observability/redact.js';
+import type { ApiContext } from './context.js';
+import { serviceOf } from './http.js';
+import { makeAuthenticate, type AkSkAuthenticator } from './auth.js';
+import { registerIamRoutes } from './routes/iam.js';
+import { registerConsoleRoutes } from './routes/consoles.js';
+import { registerWebRoutes } from './routes/web.js';
+
+export interface BuildApiOptions {
+  logger: Logger;
+  serverFactory?: FastifyServerFactory;
+  aksk?: AkSkAuthenticator;
+}
+
+/** Maps Fastify's own client errors (body too large, bad content length…) to our kinds. */
+function fromFastifyError(err: { code?: string; statusCode?: number; message?: string }): ApiError {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ApiError('payload_too_large', 'Request entity too large.', { status: 413, code: 'APIGW.0201' });
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ApiError('unsupported_media_type');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new ApiError('bad_request', 'Invalid request body.');
+  }
+  if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return new ApiError('bad_request', 'API request error.', { status: err.statusCode, code: 'APIGW.0201' });
+  return new ApiError('internal');
+}
+
+export async function buildApi(ctx: ApiContext, opts: BuildApiOptions): Promise<FastifyInstance> {
+  const app: FastifyInstance = Fastify({
+    loggerInstance: opts.logger as unknown as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: ctx.config.bodyLimitBytes,
+    trustProxy: ctx.config.trustProxy,
+    requestIdHeader: false,
+    genReqId: () => randomUUID().replace(/-/g, ''),
+    return503OnClosing: true,
+    ...(opts.serverFactory ? { serverFactory: opts.serverFactory } : {}),
+    routerOptions: { maxParamLength: 200, ignoreTrailingSlash: false },
+  });
+
+  // Keep every body as raw bytes; routes parse JSON themselves so that (a) signatures are checked over
+  // the exact received bytes and (b) malformed JSON gets each service's own error code.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    const action = req.routeOptions.config?.action;
+    req.log.info({ reqId: req.id, method: req.method, url: redactUrl(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    if (!action || req.url.startsWith('/vnc/')) return;
+    const p = req.principal;
+    const ok = reply.statusCode < 400;
+    ctx.audit.record({
+      at: Date.now(), requestId: req.id, actorUserId: p?.userId ?? null, actorName: p?.userName ?? null, actorAk: p?.accessKey ?? null,
+      action: String(action), resourceKind: req.auditResource?.kind ?? null, resourceId: req.auditResource?.id ?? null,
+      projectId: req.auditResource?.projectId ?? null, sourceIp: req.ip, userAgent: String(req.headers['user-agent'] ?? '').slice(0, 256) || null,
+      result: ok ? 'success' : 'failure', code: ok ? String(reply.statusCode) : (reply.getHeader('x-porthole-error-code') as string | undefined) ?? String(reply.statusCode), detail: null,
+    });
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const service = serviceOf(req);
+    const apiErr = err instanceof ApiError ? err : fromFastifyError(err as { code?: string; statusCode?: number });
+    const code = apiErr.codeFor(service);
+    if (apiErr.kind === 'internal' || !(err instanceof ApiError)) {
+      req.log.error({ reqId: req.id, err, url: redactUrl(req.url) }, 'request failed');
+    } else if (err.cause !== undefined) {
+      req.log.warn({ reqId: req.id, code, cause: err.cause }, 'request refused');
+    }
+    for (const [k, v] of Object.entries(apiErr.headers)) reply.header(k, v);
+    reply.header('x-porthole-error-code', code);
+    const message = apiErr.kind === 'internal' ? 'Internal server error.' : apiErr.message;
+    return reply.code(apiErr.status).type('application/json').send(renderErrorBody(service, code, message, req.id, apiErr.detail));
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    const code = 'APIGW.0101';
+    reply.header('x-porthole-error-code', code);
+    return reply.code(404).type('application/json').send(renderErrorBody('apigw', code, 'The API does not exist or has not been published in the environment.', req.id));
+  });
+
+  const authenticate = makeAuthenticate(ctx, opts.aksk);
+  registerIamRoutes(app, ctx);
+  registerConsoleRoutes(app, ctx, authenticate);
+  registerWebRoutes(app, ctx);
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    try {
+      await ctx.store.ping();
+      return { status: 'ready' };
+    } catch {
+      return reply.code(503).send({ status: 'unavailable', error_code: 'APIGW.0613' });
+    }
+  });
+  return app;
+}

@@ -1,0 +1,95 @@
+/**
+ * The four seed console/detail APIs:
+ *  - ECS     POST /v1/{project_id}/cloudservers/{server_id}/remote_console      → {remote_console:{type,protocol,url}}
+ *  - CloudDC GET  /v1/{project_id}/physicalservers/{id}/remote-console-address  → {url}
+ *  - WKS     GET  /v2/{project_id}/desktops/{desktop_id}/remote-consoles        → {type,url,protocol}
+ *  - WKS     GET  /v2/{project_id}/desktops/{desktop_id}                        → {desktop: DesktopDetailInfo}
+ * Order of checks: authenticate → path syntax → project scope and role → resource lookup, so that an
+ * unauthorized caller learns nothing about which resources exist.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ApiError } from '../../errors.js';
+import { authorize, type Action } from '../../domain/authz.js';
+import { notFoundMessage } from '../../domain/consoles.js';
+import type { ResourceKind, ResourceRecord } from '../../store/types.js';
+import type { ApiContext } from '../context.js';
+import { jsonBody, PROJECT_ID_RE, RESOURCE_ID_RE, setNoStore } from '../http.js';
+import type { makeAuthenticate } from '../auth.js';
+
+type Authenticate = ReturnType<typeof makeAuthenticate>;
+
+/** Every DesktopDetailInfo field (reference E.5); only these leave the gateway. */
+export const DESKTOP_DETAIL_FIELDS = [
+  'desktop_id', 'computer_name', 'os_host_name', 'addresses', 'ip_addresses', 'ipv4', 'ipv6', 'user_list', 'user_group_list',
+  'desktop_type', 'metadata', 'flavor', 'status', 'task_status', 'in_maintenance_mode', 'created', 'security_groups', 'login_status',
+  'user_name', 'attach_user_infos', 'product_id', 'share_resource_sku', 'root_volume', 'data_volumes', 'user_group', 'availability_zone',
+  'site_type', 'site_name', 'product', 'ou_name', 'os_version', 'sid', 'order_id', 'tags', 'is_support_internet', 'internet_mode',
+  'internet_mode_list', 'is_attaching_eip', 'attach_state', 'enterprise_project_id', 'subnet_id', 'bill_resource_id', 'process',
+  'root_resource_id', 'hour_package_info', 'is_freeze',
+] as const;
+
+export function desktopDetail(r: ResourceRecord): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of DESKTOP_DETAIL_FIELDS) if (Object.prototype.hasOwnProperty.call(r.attributes, k)) out[k] = r.attributes[k];
+  out.desktop_id = r.id;
+  out.computer_name = r.attributes.computer_name ?? r.name;
+  out.status = r.status;
+  if (out.created === undefined) out.created = new Date(r.createdAt).toISOString().replace(/\.\d{3}Z$/, '.000Z');
+  return out;
+}
+
+export function registerConsoleRoutes(app: FastifyInstance, ctx: ApiContext, authenticate: Authenticate): void {
+  async function guard(req: FastifyRequest, projectId: string, kind: ResourceKind, id: string, action: Action) {
+    const principal = await authenticate(req);
+    if (!PROJECT_ID_RE.test(projectId)) throw new ApiError('project_mismatch');
+    const project = await ctx.store.identity.getProject(projectId);
+    authorize(principal, projectId, project?.domainId, action);
+    req.auditResource = { kind, id, projectId };
+    if (!RESOURCE_ID_RE.test(id)) throw new ApiError('not_found', notFoundMessage(kind, id.slice(0, 64)));
+    return principal;
+  }
+
+  app.post<{ Params: { project_id: string; server_id: string } }>('/v1/:project_id/cloudservers/:server_id/remote_console',
+    { config: { service: 'ecs', action: 'ecs:cloudServers:vnc' } }, async (req, reply) => {
+      const { project_id: projectId, server_id: serverId } = req.params;
+      const principal = await guard(req, projectId, 'cloudserver', serverId, 'ecs:cloudServers:vnc');
+      const body = jsonBody(req) as { remote_console?: { protocol?: unknown; type?: unknown } } | null;
+      const rc = body && typeof body === 'object' ? body.remote_console : undefined;
+      if (!rc || typeof rc !== 'object' || Array.isArray(rc)) throw new ApiError('bad_request', 'Invalid request body: remote_console is required.');
+      if (rc.protocol !== 'vnc') throw new ApiError('bad_request', 'Invalid request body: remote_console.protocol must be vnc.');
+      if (rc.type !== 'novnc') throw new ApiError('bad_request', 'Invalid request body: remote_console.type must be novnc.');
+      const { url } = await ctx.consoles.mint(projectId, 'cloudserver', serverId, { userId: principal.userId });
+      setNoStore(reply);
+      return { remote_console: { type: 'novnc', protocol: 'vnc', url } };
+    });
+
+  app.get<{ Params: { project_id: string; id: string } }>('/v1/:project_id/physicalservers/:id/remote-console-address',
+    { config: { service: 'clouddc', action: 'clouddc:physicalServers:console' } }, async (req, reply) => {
+      const { project_id: projectId, id } = req.params;
+      const principal = await guard(req, projectId, 'physicalserver', id, 'clouddc:physicalServers:console');
+      const server = await ctx.store.inventory.getResource(projectId, 'physicalserver', id);
+      if (!server) throw new ApiError('not_found', notFoundMessage('physicalserver', id));
+      if (server.status !== 'ACTIVE' && server.status !== 'RUNNING') throw new ApiError('not_ready', `Physical servers state is not ready: [${id}]`);
+      const { url } = await ctx.consoles.mint(projectId, 'physicalserver', id, { userId: principal.userId });
+      setNoStore(reply);
+      return { url };
+    });
+
+  app.get<{ Params: { project_id: string; desktop_id: string } }>('/v2/:project_id/desktops/:desktop_id/remote-consoles',
+    { config: { service: 'workspace', action: 'workspace:desktops:createConsole' } }, async (req, reply) => {
+      const { project_id: projectId, desktop_id: id } = req.params;
+      const principal = await guard(req, projectId, 'desktop', id, 'workspace:desktops:createConsole');
+      const { url } = await ctx.consoles.mint(projectId, 'desktop', id, { userId: principal.userId });
+      setNoStore(reply);
+      return { type: 'novnc', url, protocol: 'vnc' };
+    });
+
+  app.get<{ Params: { project_id: string; desktop_id: string } }>('/v2/:project_id/desktops/:desktop_id',
+    { config: { service: 'workspace', action: 'workspace:desktops:get' } }, async (req) => {
+      const { project_id: projectId, desktop_id: id } = req.params;
+      await guard(req, projectId, 'desktop', id, 'workspace:desktops:get');
+      const desktop = await ctx.store.inventory.getResource(projectId, 'desktop', id);
+      if (!desktop) throw new ApiError('not_found', notFoundMessage('desktop', id));
+      return { desktop: desktopDetail(desktop) };
+    });
+}

@@ -1,0 +1,295 @@
+/**
+ * The one configuration loader. Precedence: built-in defaults < YAML file (`--config FILE` or
+ * `PORTHOLE_CONFIG`) < `PORTHOLE_*` environment variables < command-line flags. Every key has one
+ * spelling per layer, derived from its dotted name: `console.token_ttl_seconds` is
+ * `console: {token_ttl_seconds: …}` in YAML, `PORTHOLE_CONSOLE_TOKEN_TTL_SECONDS` in the environment and
+ * `--console-token-ttl-seconds` on the command line. Secrets may be given by value or by file
+ * (`PORTHOLE_MASTER_KEY_FILE`, `master_key_file:`). The result is validated and frozen; nothing else in
+ * the code reads `process.env`.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError } from '../errors.js';
+
+type Kind = 'string' | 'int' | 'bool' | 'list' | 'secret';
+interface KeySpec { kind: Kind; default?: unknown; min?: number; max?: number; help: string }
+
+/** Every configuration key, with its default. The docs table in README is generated from the same facts. */
+export const KEYS = {
+  host: { kind: 'string', default: '127.0.0.1', help: 'Address to listen on.' },
+  port: { kind: 'int', default: 8080, min: 0, max: 65535, help: 'Port to listen on (0 = any free port).' },
+  public_url: { kind: 'string', help: 'Base URL browsers and API clients use to reach this gateway (default http://{host}:{port}).' },
+  data_dir: { kind: 'string', default: './data', help: 'Directory of the embedded SQLite database, the generated master key and demo.json.' },
+  database_url: { kind: 'secret', help: 'postgres://… for scale-out; unset = embedded SQLite in data_dir.' },
+  master_key: { kind: 'secret', help: '32-byte key (64 hex chars or base64) that encrypts stored secrets. Generated into data_dir when unset on SQLite.' },
+  log_level: { kind: 'string', default: 'info', help: 'fatal|error|warn|info|debug|trace|silent' },
+  node_id: { kind: 'string', help: 'Name of this gateway node (default: hostname-pid).' },
+  fleet: { kind: 'string', help: 'Fleet file (YAML) applied at start: domains, projects, users, machines.' },
+  demo: { kind: 'bool', help: 'Seed the demo domain/project/user and start the built-in demo desktop (default: on when no fleet and no database_url).' },
+  allowed_origins: { kind: 'list', default: [], help: 'Extra browser Origins allowed to open console WebSockets (the public URL origin always is).' },
+  trust_proxy: { kind: 'bool', default: false, help: 'Trust X-Forwarded-For/-Proto/-Host from a reverse proxy.' },
+  body_limit_bytes: { kind: 'int', default: 65536, min: 1024, max: 16 * 1024 * 1024, help: 'Largest accepted API request body.' },
+  'iam.token_ttl_seconds': { kind: 'int', default: 86400, min: 60, max: 7 * 86400, help: 'Validity of IAM tokens.' },
+  'console.token_ttl_seconds': { kind: 'int', default: 600, min: 5, max: 86400, help: 'Validity of one-time console URLs.' },
+  'console.connect_timeout_ms': { kind: 'int', default: 5000, min: 100, max: 120000, help: 'TCP connect timeout to a VNC server.' },
+  'console.handshake_timeout_ms': { kind: 'int', default: 15000, min: 100, max: 120000, help: 'Time allowed for the browser and VNC handshakes.' },
+  'console.idle_timeout_seconds': { kind: 'int', default: 1800, min: 5, max: 7 * 86400, help: 'Close a console with no traffic either way for this long.' },
+  'console.max_session_seconds': { kind: 'int', default: 28800, min: 5, max: 30 * 86400, help: 'Maximum length of one console session.' },
+  'console.max_buffered_bytes': { kind: 'int', default: 8 * 1024 * 1024, min: 65536, max: 1024 * 1024 * 1024, help: 'Per-session ceiling on bytes queued toward a slow browser.' },
+  'console.lang': { kind: 'string', default: 'EN', help: 'lang= parameter put in console URLs.' },
+  'console.default_zone': { kind: 'string', default: 'porthole', help: 'URL zone for endpoints without one.' },
+} as const satisfies Record<string, KeySpec>;
+
+export type KeyName = keyof typeof KEYS;
+
+export interface ConsoleConfig {
+  tokenTtlSeconds: number;
+  connectTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  idleTimeoutSeconds: number;
+  maxSessionSeconds: number;
+  maxBufferedBytes: number;
+  lang: string;
+  defaultZone: string;
+}
+
+export interface Config {
+  host: string;
+  port: number;
+  /** Without trailing slash. */
+  publicUrl: string;
+  /** True when public_url was derived from host/port (it is then fixed up once the port is known). */
+  publicUrlDerived: boolean;
+  dataDir: string;
+  databaseUrl: string | null;
+  /** Raw master key as configured (null → generate into data_dir on SQLite). */
+  masterKey: Buffer | null;
+  logLevel: string;
+  nodeId: string | null;
+  fleet: string | null;
+  demo: boolean;
+  allowedOrigins: string[];
+  trustProxy: boolean;
+  bodyLimitBytes: number;
+  iamTokenTtlSeconds: number;
+  console: ConsoleConfig;
+}
+
+export interface LoadConfigInput {
+  argv?: readonly string[];
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Base directory for relative paths (default process.cwd()). */
+  cwd?: string;
+}
+
+const envName = (k: string) => 'PORTHOLE_' + k.replace(/\./g, '_').toUpperCase();
+const flagName = (k: string) => '--' + k.replace(/[._]/g, '-');
+
+function getPath(obj: unknown, dotted: string): unknown {
+  let cur: unknown = obj;
+  for (const part of dotted.split('.')) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[part];
+  }
+  return cur;
+}
+
+function coerce(key: string, spec: KeySpec, raw: unknown, from: string): unknown {
+  const bad = (what: string) => new ConfigError(key, `${what} (from ${from})`);
+  switch (spec.kind) {
+    case 'string':
+    case 'secret': {
+      if (typeof raw === 'number' || typeof raw === 'boolean') return String(raw);
+      if (typeof raw !== 'string') throw bad('must be a string');
+      return raw;
+    }
+    case 'int': {
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
+      if (!Number.isSafeInteger(n)) throw bad(`must be an integer, got ${JSON.stringify(typeof raw === 'string' ? raw : typeof raw)}`);
+      if (spec.min !== undefined && n < spec.min) throw bad(`must be ≥ ${spec.min}, got ${n}`);
+      if (spec.max !== undefined && n > spec.max) throw bad(`must be ≤ ${spec.max}, got ${n}`);
+      return n;
+    }
+    case 'bool': {
+      if (typeof raw === 'boolean') return raw;
+      if (typeof raw === 'string') {
+        const v = raw.trim().toLowerCase();
+        if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+        if (['0', 'false', 'no', 'off'].includes(v)) return false;
+      }
+      throw bad('must be true or false');
+    }
+    case 'list': {
+      if (Array.isArray(raw) && raw.every((x) => typeof x === 'string')) return raw;
+      if (typeof raw === 'string') return raw.split(',').map((s) => s.trim()).filter(Boolean);
+      throw bad('must be a list of strings');
+    }
+  }
+}
+
+function readSecretFile(key: string, file: string, cwd: string): string {
+  try {
+    return readFileSync(path.resolve(cwd, file), 'utf8').trim();
+  } catch (err) {
+    throw new ConfigError(key, `cannot read ${key}_file ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+}
+
+/** Parses `--key value`, `--key=value` and bare boolean `--flag` / `--no-flag`. Unknown flags are errors. */
+function parseFlags(argv: readonly string[]): { values: Map<string, string | boolean>; configFile?: string; positional: string[] } {
+  const byFlag = new Map<string, string>();
+  for (const k of Object.keys(KEYS)) byFlag.set(flagName(k), k);
+  for (const k of ['database_url', 'master_key']) byFlag.set(flagName(k) + '-file', k + '_file');
+  const values = new Map<string, string | boolean>();
+  const positional: string[] = [];
+  let configFile: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) { positional.push(arg); continue; }
+    const eq = arg.indexOf('=');
+    let name = eq >= 0 ? arg.slice(0, eq) : arg;
+    let value: string | boolean | undefined = eq >= 0 ? arg.slice(eq + 1) : undefined;
+    if (name === '--config') {
+      configFile = value === undefined ? argv[++i] : (value as string);
+      if (!configFile) throw new ConfigError('config', '--config needs a file name');
+      continue;
+    }
+    let negated = false;
+    if (!byFlag.has(name) && name.startsWith('--no-') && byFlag.has('--' + name.slice(5))) { name = '--' + name.slice(5); negated = true; }
+    const key = byFlag.get(name);
+    if (!key) throw new ConfigError(name, 'unknown flag');
+    const spec = (KEYS as Record<string, KeySpec>)[key];
+    if (spec?.kind === 'bool' && value === undefined) value = !negated;
+    else if (value === undefined) {
+      value = argv[++i];
+      if (value === undefined) throw new ConfigError(key, `${name} needs a value`);
+    }
+    values.set(key, value);
+  }
+  return { values, ...(configFile === undefined ? {} : { configFile }), positional };
+}
+
+function parseMasterKey(raw: string): Buffer {
+  const s = raw.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(s)) return Buffer.from(s, 'hex');
+  const b = Buffer.from(s, 'base64');
+  if (b.length === 32 && /^[A-Za-z0-9+/_-]+=*$/.test(s)) return b;
+  throw new ConfigError('master_key', 'must be 32 bytes as 64 hex characters or base64 (the value itself is not shown)');
+}
+
+export interface LoadedConfig { config: Readonly<Config>; positional: string[] }
+
+/** Loads, validates and freezes the configuration. Throws ConfigError naming the bad key. */
+export function loadConfig(input: LoadConfigInput = {}): LoadedConfig {
+  const env = input.env ?? {};
+  const cwd = input.cwd ?? process.cwd();
+  const { values: flags, configFile: flagConfig, positional } = parseFlags(input.argv ?? []);
+
+  let file: Record<string, unknown> = {};
+  const configFile = flagConfig ?? env.PORTHOLE_CONFIG;
+  if (configFile) {
+    let text: string;
+    try { text = readFileSync(path.resolve(cwd, configFile), 'utf8'); } catch (err) {
+      throw new ConfigError('config', `cannot read ${configFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+    }
+    let parsed: unknown;
+    try { parsed = parseYaml(text); } catch (err) {
+      throw new ConfigError('config', `${configFile} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+    }
+    if (parsed !== null && parsed !== undefined && (typeof parsed !== 'object' || Array.isArray(parsed))) throw new ConfigError('config', `${configFile} must be a YAML mapping`);
+    file = (parsed ?? {}) as Record<string, unknown>;
+    // Unknown keys are refused: a typo must not silently fall back to a default.
+    const known = new Set(Object.keys(KEYS).map((k) => k.split('.')[0]));
+    for (const k of ['database_url_file', 'master_key_file']) known.add(k);
+    for (const k of Object.keys(file)) if (!known.has(k)) throw new ConfigError(k, `unknown key in ${configFile}`);
+  }
+
+  const resolved: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(KEYS) as [string, KeySpec][]) {
+    let value: unknown = spec.default;
+    const fromFile = getPath(file, key);
+    if (fromFile !== undefined && fromFile !== null) value = coerce(key, spec, fromFile, configFile ?? 'file');
+    if (spec.kind === 'secret' && typeof file[key + '_file'] === 'string') value = readSecretFile(key, file[key + '_file'] as string, cwd);
+    const e = env[envName(key)];
+    if (e !== undefined && e !== '') value = coerce(key, spec, e, envName(key));
+    if (spec.kind === 'secret') {
+      const ef = env[envName(key) + '_FILE'];
+      if (ef) value = readSecretFile(key, ef, cwd);
+    }
+    if (flags.has(key)) value = coerce(key, spec, flags.get(key), flagName(key));
+    if (spec.kind === 'secret' && flags.has(key + '_file')) value = readSecretFile(key, String(flags.get(key + '_file')), cwd);
+    resolved[key] = value;
+  }
+
+  const host = resolved.host as string;
+  const port = resolved.port as number;
+  let publicUrl = resolved.public_url as string | undefined;
+  const publicUrlDerived = !publicUrl;
+  if (!publicUrl) publicUrl = `http://${host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+  try {
+    const u = new URL(publicUrl);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme');
+    if (u.search || u.hash) throw new Error('query');
+  } catch {
+    throw new ConfigError('public_url', 'must be an absolute http(s) URL without query or fragment');
+  }
+  publicUrl = publicUrl.replace(/\/+$/, '');
+
+  for (const o of resolved.allowed_origins as string[]) {
+    try { const u = new URL(o); if (u.origin !== o.replace(/\/$/, '')) throw new Error(); } catch {
+      throw new ConfigError('allowed_origins', `${JSON.stringify(o)} is not an origin like https://portal.example.com`);
+    }
+  }
+  const databaseUrl = (resolved.database_url as string | undefined) ?? null;
+  if (databaseUrl !== null && !/^postgres(ql)?:\/\//.test(databaseUrl)) throw new ConfigError('database_url', 'must start with postgres:// (unset it for embedded SQLite)');
+  const masterKeyRaw = resolved.master_key as string | undefined;
+  const masterKey = masterKeyRaw ? parseMasterKey(masterKeyRaw) : null;
+  if (!masterKey && databaseUrl) throw new ConfigError('master_key', 'is required with database_url (every node must share it); set PORTHOLE_MASTER_KEY or PORTHOLE_MASTER_KEY_FILE');
+  const logLevel = resolved.log_level as string;
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw new ConfigError('log_level', `unknown level ${JSON.stringify(logLevel)}`);
+  const zone = resolved['console.default_zone'] as string;
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(zone)) throw new ConfigError('console.default_zone', 'must be 1–64 of A-Z a-z 0-9 . _ -');
+  const fleet = (resolved.fleet as string | undefined) ?? null;
+
+  const config: Config = {
+    host,
+    port,
+    publicUrl,
+    publicUrlDerived,
+    dataDir: path.resolve(cwd, resolved.data_dir as string),
+    databaseUrl,
+    masterKey,
+    logLevel,
+    nodeId: (resolved.node_id as string | undefined) ?? null,
+    fleet: fleet === null ? null : path.resolve(cwd, fleet),
+    demo: (resolved.demo as boolean | undefined) ?? (fleet === null && databaseUrl === null),
+    allowedOrigins: (resolved.allowed_origins as string[]).map((o) => o.replace(/\/$/, '')),
+    trustProxy: resolved.trust_proxy as boolean,
+    bodyLimitBytes: resolved.body_limit_bytes as number,
+    iamTokenTtlSeconds: resolved['iam.token_ttl_seconds'] as number,
+    console: {
+      tokenTtlSeconds: resolved['console.token_ttl_seconds'] as number,
+      connectTimeoutMs: resolved['console.connect_timeout_ms'] as number,
+      handshakeTimeoutMs: resolved['console.handshake_timeout_ms'] as number,
+      idleTimeoutSeconds: resolved['console.idle_timeout_seconds'] as number,
+      maxSessionSeconds: resolved['console.max_session_seconds'] as number,
+      maxBufferedBytes: resolved['console.max_buffered_bytes'] as number,
+      lang: resolved['console.lang'] as string,
+      defaultZone: zone,
+    },
+  };
+  Object.freeze(config.console);
+  Object.freeze(config.allowedOrigins);
+  return { config: Object.freeze(config), positional };
+}
+
+/** Returns a copy with the actual listening port filled into a derived public URL. */
+export function withListeningPort(config: Readonly<Config>, port: number): Readonly<Config> {
+  if (!config.publicUrlDerived) return config;
+  const u = new URL(config.publicUrl);
+  u.port = String(port);
+  return Object.freeze({ ...config, port, publicUrl: u.toString().replace(/\/+$/, '') });
+}
+
+export const configKeyNames = { envName, flagName };

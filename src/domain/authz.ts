@@ -1,0 +1,53 @@
+/**
+ * Who may do what. Each API names its action (IAM style, e.g. `ecs:cloudServers:vnc`); an action needs
+ * a minimum role in the path's project. A domain administrator may do everything in the domain's
+ * projects. Credentials scoped to one project never act on another (403 before any lookup, so no field
+ * of another project's resources can leak).
+ */
+import { ApiError } from '../errors.js';
+import type { Role } from '../store/types.js';
+
+export interface Principal {
+  userId: string;
+  userName: string;
+  domainId: string;
+  domainName: string;
+  /** The project the credential is scoped to (IAM project-scoped token, or AK/SK with X-Project-Id); null = domain scope. */
+  scopeProjectId: string | null;
+  domainAdmin: boolean;
+  /** Role per project id. */
+  roles: ReadonlyMap<string, Role>;
+  via: 'token' | 'aksk';
+  accessKey?: string;
+}
+
+export type Action =
+  | 'ecs:cloudServers:vnc'
+  | 'ecs:cloudServers:get'
+  | 'clouddc:physicalServers:console'
+  | 'clouddc:physicalServers:get'
+  | 'workspace:desktops:createConsole'
+  | 'workspace:desktops:get';
+
+const RANK: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 };
+
+export const ACTION_MIN_ROLE: Record<Action, Role> = {
+  'ecs:cloudServers:vnc': 'operator',
+  'ecs:cloudServers:get': 'viewer',
+  'clouddc:physicalServers:console': 'operator',
+  'clouddc:physicalServers:get': 'viewer',
+  'workspace:desktops:createConsole': 'operator',
+  'workspace:desktops:get': 'viewer',
+};
+
+/** Throws 403 unless `p` may perform `action` in `projectId` (whose domain is `projectDomainId`, or undefined if unknown). */
+export function authorize(p: Principal, projectId: string, projectDomainId: string | undefined, action: Action): void {
+  if (p.scopeProjectId !== null && p.scopeProjectId !== projectId) throw new ApiError('project_mismatch');
+  if (projectDomainId !== undefined && projectDomainId !== p.domainId) throw new ApiError('project_mismatch');
+  if (p.domainAdmin && projectDomainId === p.domainId) return;
+  const role = p.roles.get(projectId);
+  if (role === undefined) throw new ApiError('forbidden', `The IAM user is not authorized to access the API: no role in project ${projectId}.`, { code: 'APIGW.0302' });
+  if (RANK[role] < RANK[ACTION_MIN_ROLE[action]]) {
+    throw new ApiError('forbidden', `The IAM user is not authorized to perform ${action}.`, { code: 'APIGW.0302' });
+  }
+}

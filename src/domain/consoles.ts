@@ -1,0 +1,121 @@
+/**
+ * Console tokens: minting one-time console URLs and redeeming them at the WebSocket upgrade.
+ * A token is 256 random bits, shown once in the URL; only its SHA-256 is stored, bound to the project,
+ * the resource and the generation of the resource's console endpoint (so a changed or deleted
+ * endpoint revokes it: CVE-2013-0335). Redemption is one conditional UPDATE, so exactly one upgrade
+ * wins even across nodes. The target (host, port, VNC credential) is re-read from the resource at
+ * redemption, never taken from the client.
+ */
+import { ApiError } from '../errors.js';
+import type { ConsoleTokenRecord, ResourceKind, ResourceRecord, Store, TokenState, TokenPurpose } from '../store/types.js';
+import type { Clock } from './clock.js';
+import { randomToken, sha256Hex } from './passwords.js';
+import type { SecretBox } from './secrets.js';
+
+export interface ConsoleOptions { publicUrl: string; tokenTtlSeconds: number; lang: string; defaultZone: string }
+
+export type BackendCredential = { type: 'none' } | { type: 'vncauth'; password: Uint8Array };
+
+export interface ConsoleGrant {
+  token: ConsoleTokenRecord;
+  resource: ResourceRecord;
+  target: { host: string; port: number; credential: BackendCredential };
+}
+
+export type RedeemResult = { ok: true; grant: ConsoleGrant } | { ok: false; state: Exclude<TokenState, 'valid'> };
+
+const TOKEN_RE = /^[A-Za-z0-9_-]{16,128}$/;
+
+export class ConsoleService {
+  constructor(private readonly store: Store, private readonly secrets: SecretBox, private readonly clock: Clock, private readonly opts: ConsoleOptions) {}
+
+  zoneOf(resource: ResourceRecord): string {
+    return resource.endpoint?.zone ?? this.opts.defaultZone;
+  }
+
+  /**
+   * Mints a console URL for a resource the caller has already been authorized for. Throws not_found if
+   * the resource does not exist in the project, not_ready if it has no console endpoint.
+   */
+  async mint(projectId: string, kind: ResourceKind, resourceId: string, by: { userId: string | null; purpose?: TokenPurpose; viewOnly?: boolean }): Promise<{ url: string; token: string; resource: ResourceRecord; expiresAt: number }> {
+    const resource = await this.store.inventory.getResource(projectId, kind, resourceId);
+    if (!resource) throw new ApiError('not_found', notFoundMessage(kind, resourceId));
+    if (!resource.endpoint) throw new ApiError('not_ready', notReadyMessage(kind, resourceId));
+    const now = this.clock.now();
+    const token = randomToken(32);
+    const zone = this.zoneOf(resource);
+    const expiresAt = now + this.opts.tokenTtlSeconds * 1000;
+    await this.store.consoleTokens.insert({
+      tokenHash: sha256Hex(token), projectId, resourceId, resourceKind: kind, endpointGeneration: resource.endpointGeneration,
+      purpose: by.purpose ?? 'console', zone, userId: by.userId, viewOnly: by.viewOnly ?? false, createdAt: now, expiresAt,
+      redeemedAt: null, revokedAt: null,
+    });
+    const url = `${this.opts.publicUrl}/vnc/${encodeURIComponent(zone)}/vnc_auto.html?token=${token}&lang=${encodeURIComponent(this.opts.lang)}`;
+    return { url, token, resource, expiresAt };
+  }
+
+  /** Non-consuming look-up, for the console page to explain a refused connection. */
+  async state(token: string, zone?: string): Promise<TokenState> {
+    if (!TOKEN_RE.test(token)) return 'invalid';
+    const rec = await this.store.consoleTokens.get(sha256Hex(token));
+    return this.stateOf(rec, zone);
+  }
+
+  private async stateOf(rec: ConsoleTokenRecord | undefined, zone?: string): Promise<TokenState> {
+    if (!rec || (zone !== undefined && rec.zone !== zone)) return 'invalid';
+    if (rec.revokedAt !== null) return 'revoked';
+    if (rec.redeemedAt !== null) return 'used';
+    if (rec.expiresAt <= this.clock.now()) return 'expired';
+    const resource = await this.store.inventory.getResourceById(rec.resourceId);
+    if (!resource || resource.endpointGeneration !== rec.endpointGeneration || !resource.endpoint) return 'revoked';
+    return 'valid';
+  }
+
+  /**
+   * Redeems a token presented at the upgrade of `/vnc/{zone}/websockify`. A token for another zone is
+   * refused without being consumed. On success the token can never be used again.
+   */
+  async redeem(token: string, zone: string): Promise<RedeemResult> {
+    if (!TOKEN_RE.test(token)) return { ok: false, state: 'invalid' };
+    const hash = sha256Hex(token);
+    const before = await this.store.consoleTokens.get(hash);
+    if (!before || before.zone !== zone) return { ok: false, state: 'invalid' };
+    const rec = await this.store.consoleTokens.redeem(hash, this.clock.now());
+    if (!rec) {
+      const state = await this.stateOf(await this.store.consoleTokens.get(hash), zone);
+      return { ok: false, state: state === 'valid' ? 'used' : state };
+    }
+    const resource = await this.store.inventory.getResourceById(rec.resourceId);
+    if (!resource || !resource.endpoint || resource.endpointGeneration !== rec.endpointGeneration || resource.projectId !== rec.projectId) {
+      return { ok: false, state: 'revoked' };
+    }
+    const ep = resource.endpoint;
+    let credential: BackendCredential = { type: 'none' };
+    if (ep.security === 'vncauth') {
+      const pw = ep.passwordSealed === null ? '' : this.secrets.open(ep.passwordSealed, `endpoint:${resource.id}`);
+      credential = { type: 'vncauth', password: new TextEncoder().encode(pw) };
+    }
+    return { ok: true, grant: { token: rec, resource, target: { host: ep.host, port: ep.port, credential } } };
+  }
+
+  /** Revokes every unredeemed token of a resource (on change or delete). */
+  async revokeResource(resourceId: string): Promise<number> {
+    return this.store.consoleTokens.revokeForResource(resourceId, this.clock.now());
+  }
+}
+
+export function notFoundMessage(kind: ResourceKind, id: string): string {
+  switch (kind) {
+    case 'cloudserver': return `Instance[${id}] could not be found.`;
+    case 'physicalserver': return `Physical servers ID not found: [${id}]`;
+    case 'desktop': return `The desktop ${id} does not exist.`;
+  }
+}
+
+function notReadyMessage(kind: ResourceKind, id: string): string {
+  switch (kind) {
+    case 'cloudserver': return `Instance[${id}] has no remote console.`;
+    case 'physicalserver': return `Physical servers state is not ready: [${id}]`;
+    case 'desktop': return `The desktop ${id} has no remote console.`;
+  }
+}

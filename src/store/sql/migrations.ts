@@ -1,0 +1,133 @@
+/**
+ * Versioned schema migrations, written with Kysely's schema builder in portable types so the same
+ * list runs on SQLite and PostgreSQL. Append only: never edit a migration that has shipped.
+ */
+import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+
+const migrations: Record<string, Migration> = {
+  '0001_core': {
+    async up(db: Kysely<unknown>) {
+      await db.schema.createTable('domains')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull().unique())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createTable('projects')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('domain_id', 'text', (c) => c.notNull().references('domains.id'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addUniqueConstraint('projects_domain_name', ['domain_id', 'name'])
+        .execute();
+      await db.schema.createTable('users')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('domain_id', 'text', (c) => c.notNull().references('domains.id'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('password_hash', 'text', (c) => c.notNull())
+        .addColumn('domain_admin', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('disabled', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('password_expires_at', 'bigint')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addUniqueConstraint('users_domain_name', ['domain_id', 'name'])
+        .execute();
+      await db.schema.createTable('role_bindings')
+        .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('project_id', 'text', (c) => c.notNull().references('projects.id').onDelete('cascade'))
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('role_bindings_pk', ['user_id', 'project_id'])
+        .execute();
+      await db.schema.createTable('iam_tokens')
+        .addColumn('token_hash', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('project_id', 'text')
+        .addColumn('domain_id', 'text', (c) => c.notNull())
+        .addColumn('methods', 'text', (c) => c.notNull())
+        .addColumn('issued_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('iam_tokens_expires').on('iam_tokens').column('expires_at').execute();
+      await db.schema.createTable('resources')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('project_id', 'text', (c) => c.notNull().references('projects.id'))
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('attributes', 'text', (c) => c.notNull())
+        .addColumn('endpoint_host', 'text')
+        .addColumn('endpoint_port', 'integer')
+        .addColumn('endpoint_security', 'text')
+        .addColumn('endpoint_password', 'text')
+        .addColumn('endpoint_zone', 'text')
+        .addColumn('endpoint_generation', 'integer', (c) => c.notNull().defaultTo(1))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('resources_project_kind').on('resources').columns(['project_id', 'kind']).execute();
+      await db.schema.createTable('console_tokens')
+        .addColumn('token_hash', 'text', (c) => c.primaryKey())
+        .addColumn('project_id', 'text', (c) => c.notNull())
+        .addColumn('resource_id', 'text', (c) => c.notNull())
+        .addColumn('resource_kind', 'text', (c) => c.notNull())
+        .addColumn('endpoint_generation', 'integer', (c) => c.notNull())
+        .addColumn('purpose', 'text', (c) => c.notNull())
+        .addColumn('zone', 'text', (c) => c.notNull())
+        .addColumn('user_id', 'text')
+        .addColumn('view_only', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('redeemed_at', 'bigint')
+        .addColumn('revoked_at', 'bigint')
+        .execute();
+      await db.schema.createIndex('console_tokens_resource').on('console_tokens').column('resource_id').execute();
+      await db.schema.createIndex('console_tokens_expires').on('console_tokens').column('expires_at').execute();
+      await db.schema.createTable('console_sessions')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('token_hash', 'text', (c) => c.notNull())
+        .addColumn('project_id', 'text', (c) => c.notNull())
+        .addColumn('resource_id', 'text', (c) => c.notNull())
+        .addColumn('resource_kind', 'text', (c) => c.notNull())
+        .addColumn('user_id', 'text')
+        .addColumn('node_id', 'text', (c) => c.notNull())
+        .addColumn('source_ip', 'text')
+        .addColumn('started_at', 'bigint', (c) => c.notNull())
+        .addColumn('ended_at', 'bigint')
+        .addColumn('bytes_to_client', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('bytes_to_backend', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('close_code', 'integer')
+        .addColumn('close_reason', 'text')
+        .execute();
+      await db.schema.createIndex('console_sessions_resource').on('console_sessions').column('resource_id').execute();
+      await db.schema.createIndex('console_sessions_node_open').on('console_sessions').columns(['node_id', 'ended_at']).execute();
+      await db.schema.createTable('audit_events')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('at', 'bigint', (c) => c.notNull())
+        .addColumn('request_id', 'text')
+        .addColumn('actor_user_id', 'text')
+        .addColumn('actor_name', 'text')
+        .addColumn('actor_ak', 'text')
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('resource_kind', 'text')
+        .addColumn('resource_id', 'text')
+        .addColumn('project_id', 'text')
+        .addColumn('source_ip', 'text')
+        .addColumn('user_agent', 'text')
+        .addColumn('result', 'text', (c) => c.notNull())
+        .addColumn('code', 'text')
+        .addColumn('detail', 'text')
+        .execute();
+      await db.schema.createIndex('audit_events_at').on('audit_events').column('at').execute();
+    },
+  },
+};
+
+class StaticProvider implements MigrationProvider {
+  async getMigrations(): Promise<Record<string, Migration>> { return migrations; }
+}
+
+/** Runs every pending migration; throws with the failing migration's name. */
+export async function migrateToLatest(db: Kysely<unknown>): Promise<void> {
+  const migrator = new Migrator({ db, provider: new StaticProvider(), migrationTableName: 'porthole_migrations', migrationLockTableName: 'porthole_migrations_lock' });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error) throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${(error as Error).message ?? String(error)}`, { cause: error });
+}
