@@ -5,14 +5,17 @@
  * 'upgrade' event first.
  */
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerFactory } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerFactory } from 'fastify';
 import type { Logger } from 'pino';
 import { ApiError, renderErrorBody } from '../errors.js';
 import { redactUrl } from '../observability/redact.js';
 import type { ApiContext } from './context.js';
 import { serviceOf } from './http.js';
-import { makeAuthenticate, type AkSkAuthenticator } from './auth.js';
+import { akskAuthenticator, makeAuthenticate, type AkSkAuthenticator } from './auth.js';
+import { systemClock } from '../domain/clock.js';
 import { registerIamRoutes } from './routes/iam.js';
+import { registerCredentialRoutes } from './routes/credentials.js';
+import { registerAdminRoutes } from './routes/admin.js';
 import { registerConsoleRoutes } from './routes/consoles.js';
 import { registerWebRoutes } from './routes/web.js';
 
@@ -40,7 +43,8 @@ function fromFastifyError(err: { code?: string; statusCode?: number; message?: s
 export async function buildApi(ctx: ApiContext, opts: BuildApiOptions): Promise<FastifyInstance> {
   const app: FastifyInstance = Fastify({
     loggerInstance: opts.logger as unknown as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // One line per request from our onResponse hook (redacted URL, status, time) instead of Fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: ctx.config.bodyLimitBytes,
     trustProxy: ctx.config.trustProxy,
     requestIdHeader: false,
@@ -61,15 +65,20 @@ export async function buildApi(ctx: ApiContext, opts: BuildApiOptions): Promise<
 
   app.addHook('onResponse', async (req, reply) => {
     const action = req.routeOptions.config?.action;
-    req.log.info({ reqId: req.id, method: req.method, url: redactUrl(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    req.log.info({ method: req.method, url: redactUrl(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
     if (!action || req.url.startsWith('/vnc/')) return;
     const p = req.principal;
     const ok = reply.statusCode < 400;
+    // Identifiers only: never a token, password, SK or signature. A refused AK/SK call keeps the AK it
+    // claimed and why it failed; the owner's domain administrator sees it.
+    const attempt = req.auditAttempt;
     ctx.audit.record({
-      at: Date.now(), requestId: req.id, actorUserId: p?.userId ?? null, actorName: p?.userName ?? null, actorAk: p?.accessKey ?? null,
+      at: (ctx.clock ?? systemClock).now(), requestId: req.id, actorUserId: p?.userId ?? req.auditActor?.userId ?? null,
+      actorName: p?.userName ?? req.auditActor?.userName ?? null, actorAk: p?.accessKey ?? attempt?.accessKey ?? null,
       action: String(action), resourceKind: req.auditResource?.kind ?? null, resourceId: req.auditResource?.id ?? null,
       projectId: req.auditResource?.projectId ?? null, sourceIp: req.ip, userAgent: String(req.headers['user-agent'] ?? '').slice(0, 256) || null,
-      result: ok ? 'success' : 'failure', code: ok ? String(reply.statusCode) : (reply.getHeader('x-porthole-error-code') as string | undefined) ?? String(reply.statusCode), detail: null,
+      result: ok ? 'success' : 'failure', code: ok ? String(reply.statusCode) : (reply.getHeader('x-porthole-error-code') as string | undefined) ?? String(reply.statusCode),
+      detail: attempt?.failure ? `aksk:${attempt.failure}` : null, domainId: p?.domainId ?? req.auditActor?.domainId ?? attempt?.domainId ?? null,
     });
   });
 
@@ -94,8 +103,10 @@ export async function buildApi(ctx: ApiContext, opts: BuildApiOptions): Promise<
     return reply.code(404).type('application/json').send(renderErrorBody('apigw', code, 'The API does not exist or has not been published in the environment.', req.id));
   });
 
-  const authenticate = makeAuthenticate(ctx, opts.aksk);
+  const authenticate = makeAuthenticate(ctx, opts.aksk ?? (ctx.accessKeys ? akskAuthenticator(ctx.accessKeys) : undefined));
   registerIamRoutes(app, ctx);
+  registerCredentialRoutes(app, ctx, authenticate);
+  registerAdminRoutes(app, ctx, authenticate);
   registerConsoleRoutes(app, ctx, authenticate);
   registerWebRoutes(app, ctx);
   app.get('/healthz', async () => ({ status: 'ok' }));

@@ -44,11 +44,11 @@ export async function startTestGateway(opts: { fleet?: string; args?: string[]; 
 
 export interface HttpResult { status: number; headers: Headers; body: unknown; text: string }
 
-export async function call(url: string, init: { method?: string; headers?: Record<string, string>; body?: string | Uint8Array; json?: unknown } = {}): Promise<HttpResult> {
+export async function call(url: string, init: { method?: string; headers?: Record<string, string>; body?: string | Buffer; json?: unknown } = {}): Promise<HttpResult> {
   const headers: Record<string, string> = { ...(init.headers ?? {}) };
-  let body: string | Uint8Array | undefined = init.body;
+  let body: string | Buffer | undefined = init.body;
   if (init.json !== undefined) { body = JSON.stringify(init.json); headers['content-type'] ??= 'application/json'; }
-  const res = await fetch(url, { method: init.method ?? (body === undefined ? 'GET' : 'POST'), headers, ...(body === undefined ? {} : { body }) });
+  const res = await fetch(url, { method: init.method ?? (body === undefined ? 'GET' : 'POST'), headers, ...(body === undefined ? {} : { body: typeof body === 'string' ? body : new Uint8Array(body) }) });
   const text = await res.text();
   let parsed: unknown = undefined;
   try { parsed = text ? JSON.parse(text) : undefined; } catch { parsed = undefined; }

@@ -151,7 +151,7 @@ describe('seed APIs', () => {
 
   describe('authentication and isolation', () => {
     it('401 APIGW.0301 without a token and with a garbage token', async () => {
-      for (const headers of [{}, { 'x-auth-token': 'garbage-token-value' }]) {
+      for (const headers of [{}, { 'x-auth-token': 'garbage-token-value' }] as Record<string, string>[]) {
         const r = await call(ecsUrl(), { json: ecsBody, headers });
         assert.equal(r.status, 401);
         assert.equal((r.body as { error_code: string }).error_code, 'APIGW.0301');
