@@ -27,6 +27,7 @@ function banner(gw: Gateway): string {
       'Demo (embedded SQLite; the same facts are in ' + gw.config.dataDir + '/demo.json):',
       `  domain ${f.domain}   project ${f.project_name} (${f.project_id})`,
       `  user ${f.user}   password ${f.password}`,
+      ...(f.ak && f.sk ? [`  access key (AK) ${f.ak}   secret key (SK) ${f.sk}`] : []),
       `  ECS server ${f.cloudserver_id}   physical server ${f.physicalserver_id}   desktop ${f.desktop_id}`,
       '',
       '1. Get an IAM token:',
@@ -36,6 +37,19 @@ function banner(gw: Gateway): string {
       `  curl -s ${base}/v2/${f.project_id}/desktops/${f.desktop_id}/remote-consoles -H "X-Auth-Token: $TOKEN"`,
       `  curl -s ${base}/v1/${f.project_id}/physicalservers/${f.physicalserver_id}/remote-console-address -H "X-Auth-Token: $TOKEN"`,
     );
+    if (f.ak && f.sk) {
+      lines.push(
+        '3. Or sign with AK/SK through the official Huawei Cloud Node SDK (in an empty directory:',
+        '   npm install @huaweicloud/huaweicloud-sdk-core @huaweicloud/huaweicloud-sdk-ecs uuid@9):',
+        `  node -e 'const core = require("@huaweicloud/huaweicloud-sdk-core"), ecs = require("@huaweicloud/huaweicloud-sdk-ecs");`,
+        `const client = ecs.EcsClient.newBuilder()`,
+        `  .withCredential(new core.BasicCredentials().withAk("${f.ak}").withSk("${f.sk}").withProjectId("${f.project_id}"))`,
+        `  .withEndpoint("${base}").build();`,
+        `client.showServerRemoteConsole(new ecs.ShowServerRemoteConsoleRequest().withServerId("${f.cloudserver_id}")`,
+        `  .withBody(new ecs.ShowServerRemoteConsoleRequestBody().withRemoteConsole(new ecs.GetServerRemoteConsoleOption().withProtocol("vnc").withType("novnc"))))`,
+        `  .then((r) => console.log(r.remote_console.url), (e) => console.error(e.httpStatusCode, e.errorCode, e.errorMsg));'`,
+      );
+    }
   }
   return lines.join('\n');
 }

@@ -5,10 +5,19 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, type Service } from '../errors.js';
 import type { Action, Principal } from '../domain/authz.js';
+import type { AkSkAttempt } from '../domain/access-keys.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig { service?: Service; action?: Action | string }
-  interface FastifyRequest { principal?: Principal; auditResource?: { kind: string; id: string; projectId: string } }
+  interface FastifyRequest {
+    principal?: Principal;
+    /** What the call was about, for the audit trail (set from the path before authentication, so refused calls show their target too). */
+    auditResource?: { kind: string; id: string; projectId: string | null };
+    /** What an AK/SK attempt revealed (claimed AK, owning domain, failure reason), for the audit trail. */
+    auditAttempt?: AkSkAttempt;
+    /** The actor of a call that authenticates by other means than a principal (a password login). */
+    auditActor?: { userId: string; userName: string; domainId: string };
+  }
 }
 
 export function serviceOf(req: FastifyRequest): Service {

@@ -39,6 +39,11 @@ export const KEYS = {
   'console.max_buffered_bytes': { kind: 'int', default: 8 * 1024 * 1024, min: 65536, max: 1024 * 1024 * 1024, help: 'Per-session ceiling on bytes queued toward a slow browser.' },
   'console.lang': { kind: 'string', default: 'EN', help: 'lang= parameter put in console URLs.' },
   'console.default_zone': { kind: 'string', default: 'porthole', help: 'URL zone for endpoints without one.' },
+  'ratelimit.per_second': { kind: 'int', default: 20, min: 1, max: 1_000_000, help: 'API calls allowed per credential (user or AK) per API per second; more → 429.' },
+  'ratelimit.per_minute': { kind: 'int', default: 600, min: 1, max: 60_000_000, help: 'API calls allowed per credential (user or AK) per API per minute; more → 429.' },
+  'iam.login_failures_per_user': { kind: 'int', default: 10, min: 1, max: 1_000_000, help: 'Failed password logins allowed per user per login window; more → 429 until the window ends.' },
+  'iam.login_failures_per_address': { kind: 'int', default: 30, min: 1, max: 1_000_000, help: 'Failed password logins allowed per source address per login window; more → 429 until the window ends.' },
+  'iam.login_failure_window_seconds': { kind: 'int', default: 300, min: 1, max: 86400, help: 'Length of the failed-login window.' },
 } as const satisfies Record<string, KeySpec>;
 
 export type KeyName = keyof typeof KEYS;
@@ -52,6 +57,15 @@ export interface ConsoleConfig {
   maxBufferedBytes: number;
   lang: string;
   defaultZone: string;
+}
+
+/** API throttling and password-login throttling (api/ratelimit.ts). */
+export interface RateLimitConfig {
+  perSecond: number;
+  perMinute: number;
+  loginFailuresPerUser: number;
+  loginFailuresPerAddress: number;
+  loginFailureWindowSeconds: number;
 }
 
 export interface Config {
@@ -74,6 +88,7 @@ export interface Config {
   bodyLimitBytes: number;
   iamTokenTtlSeconds: number;
   console: ConsoleConfig;
+  rateLimit: RateLimitConfig;
 }
 
 export interface LoadConfigInput {
@@ -278,8 +293,16 @@ export function loadConfig(input: LoadConfigInput = {}): LoadedConfig {
       lang: resolved['console.lang'] as string,
       defaultZone: zone,
     },
+    rateLimit: {
+      perSecond: resolved['ratelimit.per_second'] as number,
+      perMinute: resolved['ratelimit.per_minute'] as number,
+      loginFailuresPerUser: resolved['iam.login_failures_per_user'] as number,
+      loginFailuresPerAddress: resolved['iam.login_failures_per_address'] as number,
+      loginFailureWindowSeconds: resolved['iam.login_failure_window_seconds'] as number,
+    },
   };
   Object.freeze(config.console);
+  Object.freeze(config.rateLimit);
   Object.freeze(config.allowedOrigins);
   return { config: Object.freeze(config), positional };
 }

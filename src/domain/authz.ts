@@ -40,6 +40,31 @@ export const ACTION_MIN_ROLE: Record<Action, Role> = {
   'workspace:desktops:get': 'viewer',
 };
 
+/**
+ * Actions outside any project: a user's own access keys, and the domain's audit trail. IAM names
+ * (Huawei `iam:credentials:*`) where one exists.
+ */
+export type UserAction =
+  | 'iam:credentials:createCredential'
+  | 'iam:credentials:listCredentials'
+  | 'iam:credentials:getCredential'
+  | 'iam:credentials:updateCredential'
+  | 'iam:credentials:deleteCredential';
+export type DomainAction = 'admin:auditEvents:list';
+
+/**
+ * May `p` act on user `target`'s own things (their access keys)? The user themself, or an
+ * administrator of the user's domain.
+ */
+export function mayActOnUser(p: Principal, target: { id: string; domainId: string }): boolean {
+  return p.userId === target.id || (p.domainAdmin && p.domainId === target.domainId);
+}
+
+/** Throws 403 unless `p` is an administrator of its domain (domain-wide actions such as the audit trail). */
+export function authorizeDomainAdmin(p: Principal, action: DomainAction): void {
+  if (!p.domainAdmin) throw new ApiError('forbidden', `The IAM user is not authorized to perform ${action}: a domain administrator is required.`);
+}
+
 /** Throws 403 unless `p` may perform `action` in `projectId` (whose domain is `projectDomainId`, or undefined if unknown). */
 export function authorize(p: Principal, projectId: string, projectDomainId: string | undefined, action: Action): void {
   if (p.scopeProjectId !== null && p.scopeProjectId !== projectId) throw new ApiError('project_mismatch');

@@ -26,8 +26,20 @@ export type RedeemResult = { ok: true; grant: ConsoleGrant } | { ok: false; stat
 
 const TOKEN_RE = /^[A-Za-z0-9_-]{16,128}$/;
 
+/** What happens to tokens, for metrics (observability/metrics.ts implements it). Must not throw. */
+export interface ConsoleTokenEvents {
+  minted(kind: ResourceKind, purpose: TokenPurpose): void;
+  redeemed(kind: ResourceKind, purpose: TokenPurpose): void;
+  refused(state: Exclude<TokenState, 'valid'>): void;
+}
+
+const NO_EVENTS: ConsoleTokenEvents = { minted() {}, redeemed() {}, refused() {} };
+
 export class ConsoleService {
-  constructor(private readonly store: Store, private readonly secrets: SecretBox, private readonly clock: Clock, private readonly opts: ConsoleOptions) {}
+  constructor(
+    private readonly store: Store, private readonly secrets: SecretBox, private readonly clock: Clock, private readonly opts: ConsoleOptions,
+    private readonly events: ConsoleTokenEvents = NO_EVENTS,
+  ) {}
 
   zoneOf(resource: ResourceRecord): string {
     return resource.endpoint?.zone ?? this.opts.defaultZone;
@@ -51,6 +63,7 @@ export class ConsoleService {
       redeemedAt: null, revokedAt: null,
     });
     const url = `${this.opts.publicUrl}/vnc/${encodeURIComponent(zone)}/vnc_auto.html?token=${token}&lang=${encodeURIComponent(this.opts.lang)}`;
+    this.events.minted(kind, by.purpose ?? 'console');
     return { url, token, resource, expiresAt };
   }
 
@@ -76,6 +89,13 @@ export class ConsoleService {
    * refused without being consumed. On success the token can never be used again.
    */
   async redeem(token: string, zone: string): Promise<RedeemResult> {
+    const result = await this.redeemOnce(token, zone);
+    if (result.ok) this.events.redeemed(result.grant.resource.kind, result.grant.token.purpose);
+    else this.events.refused(result.state);
+    return result;
+  }
+
+  private async redeemOnce(token: string, zone: string): Promise<RedeemResult> {
     if (!TOKEN_RE.test(token)) return { ok: false, state: 'invalid' };
     const hash = sha256Hex(token);
     const before = await this.store.consoleTokens.get(hash);

@@ -11,6 +11,18 @@ import { hashPassword, randomToken, sha256Hex, verifyPassword } from './password
 
 export interface IamOptions { tokenTtlSeconds: number; publicUrl: string }
 
+/**
+ * Throttles password guessing (api/ratelimit.ts implements it per user and per source address).
+ * `userKey` is the user's id, or for a name that matches no user a key derived from the name, so
+ * unknown and known users are throttled alike.
+ */
+export interface LoginGuard {
+  /** Throws (429) when the user or the caller's address has too many recent failures. */
+  check(userKey: string): Promise<void>;
+  failed(userKey: string): Promise<void>;
+  succeeded(userKey: string): Promise<void>;
+}
+
 /** Keystone-style timestamps: microseconds and Z (reference C). */
 export function keystoneTime(ms: number): string {
   return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
@@ -71,7 +83,7 @@ export class IamService {
   constructor(private readonly store: Store, private readonly clock: Clock, private readonly opts: IamOptions) {}
 
   /** POST /v3/auth/tokens. Returns the clear token (for X-Subject-Token) and the response body. */
-  async issueToken(body: unknown, nocatalog: boolean): Promise<{ token: string; body: object; user: UserRecord }> {
+  async issueToken(body: unknown, nocatalog: boolean, guard?: LoginGuard): Promise<{ token: string; body: object; user: UserRecord }> {
     const req = parseAuthBody(body);
     const unauthorized = () => new ApiError('unauthorized', 'The username or password is wrong.', { code: 'IAM.0101', status: 401 });
     let domain: DomainRecord | undefined;
@@ -83,9 +95,16 @@ export class IamService {
       domain = req.domainId ? await this.store.identity.getDomain(req.domainId) : await this.store.identity.findDomainByName(req.domainName!);
       user = domain && (await this.store.identity.findUserByName(domain.id, req.userName!));
     }
+    const userKey = user ? `user:${user.id}` : `unknown:${req.userId ?? `${req.domainId ?? req.domainName ?? ''}/${req.userName ?? ''}`}`;
+    // Throttled before the password is checked, so a locked-out guesser learns nothing more.
+    await guard?.check(userKey);
     // Verify a password even for unknown users so timing does not reveal which names exist.
     const ok = await verifyPassword(req.password, user?.passwordHash ?? (await dummyHash()));
-    if (!user || !domain || !ok || user.disabled) throw unauthorized();
+    if (!user || !domain || !ok || user.disabled) {
+      await guard?.failed(userKey);
+      throw unauthorized();
+    }
+    await guard?.succeeded(userKey);
 
     let project: ProjectRecord | undefined;
     const scope = req.scope;

@@ -111,6 +111,44 @@ export interface AuditEvent {
   result: 'success' | 'failure';
   code: string | null;
   detail: string | null;
+  /**
+   * The domain the event belongs to when known without the project (the caller's domain, or the
+   * owner's domain of an AK that failed to verify). The audit API shows a domain administrator the
+   * events of their domain and of their domain's projects.
+   */
+  domainId?: string | null;
+}
+
+export type AccessKeyStatus = 'active' | 'inactive';
+
+/** A permanent access key (AK/SK). The SK is kept sealed (SecretBox, aad `ak:<access key>`). */
+export interface AccessKeyRecord {
+  accessKey: string;
+  userId: string;
+  /** The owner's domain (denormalized, for a domain administrator's listing). */
+  domainId: string;
+  secretSealed: string;
+  status: AccessKeyStatus;
+  description: string;
+  createdAt: number;
+  lastUsedAt: number | null;
+}
+
+/** Consecutive signature failures of an AK and its lock (domain/signing/lockout.ts). */
+export interface AkLockoutRecord { failures: number; lockedUntil: number | null }
+
+export interface AuditFilter {
+  since?: number;
+  until?: number;
+  action?: string;
+  resourceId?: string;
+  /** Matches the actor's user id, user name or access key. */
+  actor?: string;
+  result?: AuditEvent['result'];
+  /** Events of this domain: attributed to it, or about one of its projects. */
+  domainId?: string;
+  limit?: number;
+  offset?: number;
 }
 
 export interface IdentityRepo {
@@ -162,7 +200,25 @@ export interface SessionRepo {
 
 export interface AuditRepo {
   append(e: AuditEvent): Promise<void>;
-  list(filter: { since?: number; until?: number; action?: string; resourceId?: string; limit?: number; offset?: number }): Promise<AuditEvent[]>;
+  /** Newest first. */
+  list(filter: AuditFilter): Promise<AuditEvent[]>;
+  /** How many events match (limit and offset ignored). */
+  count(filter: AuditFilter): Promise<number>;
+}
+
+export interface AccessKeyRepo {
+  insert(k: AccessKeyRecord): Promise<void>;
+  get(accessKey: string): Promise<AccessKeyRecord | undefined>;
+  listByUser(userId: string): Promise<AccessKeyRecord[]>;
+  listByDomain(domainId: string): Promise<AccessKeyRecord[]>;
+  /** Returns the updated record, or undefined when the key does not exist. */
+  update(accessKey: string, patch: { status?: AccessKeyStatus; description?: string }): Promise<AccessKeyRecord | undefined>;
+  /** Deletes the key and its lockout state. */
+  delete(accessKey: string): Promise<boolean>;
+  touch(accessKey: string, at: number): Promise<void>;
+  getLockout(accessKey: string): Promise<AkLockoutRecord | undefined>;
+  /** A clean state (0 failures, not locked) removes the row. */
+  setLockout(accessKey: string, state: AkLockoutRecord, now: number): Promise<void>;
 }
 
 export interface Store {
@@ -172,6 +228,7 @@ export interface Store {
   readonly consoleTokens: ConsoleTokenRepo;
   readonly sessions: SessionRepo;
   readonly audit: AuditRepo;
+  readonly accessKeys: AccessKeyRepo;
   /** Cheap round trip used by readiness checks. */
   ping(): Promise<void>;
   close(): Promise<void>;

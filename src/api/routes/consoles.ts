@@ -40,11 +40,12 @@ export function desktopDetail(r: ResourceRecord): Record<string, unknown> {
 
 export function registerConsoleRoutes(app: FastifyInstance, ctx: ApiContext, authenticate: Authenticate): void {
   async function guard(req: FastifyRequest, projectId: string, kind: ResourceKind, id: string, action: Action) {
+    // Recorded before authentication so that refused attempts show what they aimed at (ids from the path only).
+    req.auditResource = { kind, id: id.slice(0, 128), projectId: PROJECT_ID_RE.test(projectId) ? projectId : null };
     const principal = await authenticate(req);
     if (!PROJECT_ID_RE.test(projectId)) throw new ApiError('project_mismatch');
     const project = await ctx.store.identity.getProject(projectId);
     authorize(principal, projectId, project?.domainId, action);
-    req.auditResource = { kind, id, projectId };
     if (!RESOURCE_ID_RE.test(id)) throw new ApiError('not_found', notFoundMessage(kind, id.slice(0, 64)));
     return principal;
   }

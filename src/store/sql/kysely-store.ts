@@ -5,11 +5,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
 import type {
+  AccessKeyRecord, AccessKeyRepo, AccessKeyStatus, AkLockoutRecord, AuditFilter,
   AuditEvent, AuditRepo, ConsoleSessionRecord, ConsoleTokenRecord, ConsoleTokenRepo, DomainRecord, IamTokenRecord,
   IdentityRepo, InventoryRepo, ProjectRecord, ResourceKind, ResourceRecord, Role, RoleBinding, SessionRepo, Store, UserRecord,
   EndpointSecurity, TokenPurpose,
 } from '../types.js';
-import type { AuditEventsTable, ConsoleSessionsTable, ConsoleTokensTable, Database, ResourcesTable, UsersTable } from './schema.js';
+import type { AccessKeysTable, AuditEventsTable, ConsoleSessionsTable, ConsoleTokensTable, Database, ResourcesTable, UsersTable } from './schema.js';
 
 const num = (v: unknown): number => (typeof v === 'string' ? Number(v) : (v as number));
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : num(v));
@@ -54,7 +55,14 @@ function toAudit(r: Selectable<AuditEventsTable>): AuditEvent {
   return {
     at: num(r.at), requestId: r.request_id, actorUserId: r.actor_user_id, actorName: r.actor_name, actorAk: r.actor_ak,
     action: r.action, resourceKind: r.resource_kind, resourceId: r.resource_id, projectId: r.project_id, sourceIp: r.source_ip,
-    userAgent: r.user_agent, result: r.result as AuditEvent['result'], code: r.code, detail: r.detail,
+    userAgent: r.user_agent, result: r.result as AuditEvent['result'], code: r.code, detail: r.detail, domainId: r.domain_id ?? null,
+  };
+}
+
+function toAccessKey(r: Selectable<AccessKeysTable>): AccessKeyRecord {
+  return {
+    accessKey: r.access_key, userId: r.user_id, domainId: r.domain_id, secretSealed: r.secret_sealed, status: r.status as AccessKeyStatus,
+    description: r.description, createdAt: num(r.created_at), lastUsedAt: numOrNull(r.last_used_at),
   };
 }
 
@@ -246,16 +254,84 @@ class SqlAudit implements AuditRepo {
     await this.db.insertInto('audit_events').values({
       id: randomUUID(), at: e.at, request_id: e.requestId, actor_user_id: e.actorUserId, actor_name: e.actorName, actor_ak: e.actorAk,
       action: e.action, resource_kind: e.resourceKind, resource_id: e.resourceId, project_id: e.projectId, source_ip: e.sourceIp,
-      user_agent: e.userAgent, result: e.result, code: e.code, detail: e.detail,
+      user_agent: e.userAgent, result: e.result, code: e.code, detail: e.detail, domain_id: e.domainId ?? null,
     }).execute();
   }
-  async list(filter: { since?: number; until?: number; action?: string; resourceId?: string; limit?: number; offset?: number }): Promise<AuditEvent[]> {
-    let q = this.db.selectFrom('audit_events').selectAll();
+  private filtered(filter: AuditFilter) {
+    let q = this.db.selectFrom('audit_events');
     if (filter.since !== undefined) q = q.where('at', '>=', filter.since);
     if (filter.until !== undefined) q = q.where('at', '<', filter.until);
     if (filter.action) q = q.where('action', '=', filter.action);
     if (filter.resourceId) q = q.where('resource_id', '=', filter.resourceId);
-    return (await q.orderBy('at', 'desc').limit(filter.limit ?? 100).offset(filter.offset ?? 0).execute()).map(toAudit);
+    if (filter.result) q = q.where('result', '=', filter.result);
+    const actor = filter.actor;
+    if (actor) q = q.where((eb) => eb.or([eb('actor_user_id', '=', actor), eb('actor_name', '=', actor), eb('actor_ak', '=', actor)]));
+    const domainId = filter.domainId;
+    if (domainId) {
+      q = q.where((eb) => eb.or([
+        eb('domain_id', '=', domainId),
+        eb('project_id', 'in', eb.selectFrom('projects').select('projects.id').where('projects.domain_id', '=', domainId)),
+      ]));
+    }
+    return q;
+  }
+  async list(filter: AuditFilter): Promise<AuditEvent[]> {
+    const rows = await this.filtered(filter).selectAll().orderBy('at', 'desc').orderBy('id').limit(filter.limit ?? 100).offset(filter.offset ?? 0).execute();
+    return rows.map(toAudit);
+  }
+  async count(filter: AuditFilter): Promise<number> {
+    const r = await this.filtered(filter).select((eb) => eb.fn.countAll().as('n')).executeTakeFirst();
+    return num(r?.n ?? 0);
+  }
+}
+
+class SqlAccessKeys implements AccessKeyRepo {
+  constructor(private readonly db: Kysely<Database>) {}
+  async insert(k: AccessKeyRecord): Promise<void> {
+    await this.db.insertInto('access_keys').values({
+      access_key: k.accessKey, user_id: k.userId, domain_id: k.domainId, secret_sealed: k.secretSealed, status: k.status,
+      description: k.description, created_at: k.createdAt, last_used_at: k.lastUsedAt,
+    }).execute();
+  }
+  async get(accessKey: string): Promise<AccessKeyRecord | undefined> {
+    const r = await this.db.selectFrom('access_keys').selectAll().where('access_key', '=', accessKey).executeTakeFirst();
+    return r && toAccessKey(r);
+  }
+  async listByUser(userId: string): Promise<AccessKeyRecord[]> {
+    return (await this.db.selectFrom('access_keys').selectAll().where('user_id', '=', userId).orderBy('created_at').orderBy('access_key').execute()).map(toAccessKey);
+  }
+  async listByDomain(domainId: string): Promise<AccessKeyRecord[]> {
+    return (await this.db.selectFrom('access_keys').selectAll().where('domain_id', '=', domainId).orderBy('created_at').orderBy('access_key').execute()).map(toAccessKey);
+  }
+  async update(accessKey: string, patch: { status?: AccessKeyStatus; description?: string }): Promise<AccessKeyRecord | undefined> {
+    const set: { status?: string; description?: string } = {};
+    if (patch.status !== undefined) set.status = patch.status;
+    if (patch.description !== undefined) set.description = patch.description;
+    if (Object.keys(set).length > 0) await this.db.updateTable('access_keys').set(set).where('access_key', '=', accessKey).execute();
+    return this.get(accessKey);
+  }
+  async delete(accessKey: string): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('ak_lockouts').where('access_key', '=', accessKey).execute();
+      const res = await trx.deleteFrom('access_keys').where('access_key', '=', accessKey).executeTakeFirst();
+      return Number(res.numDeletedRows) > 0;
+    });
+  }
+  async touch(accessKey: string, at: number): Promise<void> {
+    await this.db.updateTable('access_keys').set({ last_used_at: at }).where('access_key', '=', accessKey).execute();
+  }
+  async getLockout(accessKey: string): Promise<AkLockoutRecord | undefined> {
+    const r = await this.db.selectFrom('ak_lockouts').selectAll().where('access_key', '=', accessKey).executeTakeFirst();
+    return r && { failures: num(r.failures), lockedUntil: numOrNull(r.locked_until) };
+  }
+  async setLockout(accessKey: string, state: AkLockoutRecord, now: number): Promise<void> {
+    if (state.failures === 0 && state.lockedUntil === null) {
+      await this.db.deleteFrom('ak_lockouts').where('access_key', '=', accessKey).execute();
+      return;
+    }
+    const row = { access_key: accessKey, failures: state.failures, locked_until: state.lockedUntil, updated_at: now };
+    await this.db.insertInto('ak_lockouts').values(row)
+      .onConflict((oc) => oc.column('access_key').doUpdateSet({ failures: row.failures, locked_until: row.locked_until, updated_at: now })).execute();
   }
 }
 
@@ -265,12 +341,14 @@ export class KyselyStore implements Store {
   readonly consoleTokens: ConsoleTokenRepo;
   readonly sessions: SessionRepo;
   readonly audit: AuditRepo;
+  readonly accessKeys: AccessKeyRepo;
   constructor(readonly dialect: 'sqlite' | 'postgres', private readonly db: Kysely<Database>) {
     this.identity = new SqlIdentity(db);
     this.inventory = new SqlInventory(db);
     this.consoleTokens = new SqlConsoleTokens(db);
     this.sessions = new SqlSessions(db);
     this.audit = new SqlAudit(db);
+    this.accessKeys = new SqlAccessKeys(db);
   }
   async ping(): Promise<void> {
     await this.db.selectFrom('domains').select('id').limit(1).execute();

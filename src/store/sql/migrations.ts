@@ -118,15 +118,48 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('audit_events_at').on('audit_events').column('at').execute();
     },
   },
+  '0002_identity': {
+    async up(db: Kysely<unknown>) {
+      await db.schema.createTable('access_keys')
+        .addColumn('access_key', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('domain_id', 'text', (c) => c.notNull())
+        .addColumn('secret_sealed', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_used_at', 'bigint')
+        .execute();
+      await db.schema.createIndex('access_keys_user').on('access_keys').column('user_id').execute();
+      await db.schema.createIndex('access_keys_domain').on('access_keys').column('domain_id').execute();
+      await db.schema.createTable('ak_lockouts')
+        .addColumn('access_key', 'text', (c) => c.primaryKey())
+        .addColumn('failures', 'integer', (c) => c.notNull())
+        .addColumn('locked_until', 'bigint')
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.alterTable('audit_events').addColumn('domain_id', 'text').execute();
+      await db.schema.createIndex('audit_events_domain_at').on('audit_events').columns(['domain_id', 'at']).execute();
+      await db.schema.createIndex('audit_events_project_at').on('audit_events').columns(['project_id', 'at']).execute();
+    },
+  },
 };
 
 class StaticProvider implements MigrationProvider {
   async getMigrations(): Promise<Record<string, Migration>> { return migrations; }
 }
 
-/** Runs every pending migration; throws with the failing migration's name. */
-export async function migrateToLatest(db: Kysely<unknown>): Promise<void> {
-  const migrator = new Migrator({ db, provider: new StaticProvider(), migrationTableName: 'porthole_migrations', migrationLockTableName: 'porthole_migrations_lock' });
+/**
+ * Runs every pending migration; throws with the failing migration's name. On PostgreSQL pass the
+ * schema the tables live in (`migrationTableSchema`): without it Kysely looks for its bookkeeping
+ * tables in every schema of the database, so a second Porthole schema in the same database would
+ * find the first one's `porthole_migrations` and never create its own.
+ */
+export async function migrateToLatest(db: Kysely<unknown>, opts: { migrationTableSchema?: string } = {}): Promise<void> {
+  const migrator = new Migrator({
+    db, provider: new StaticProvider(), migrationTableName: 'porthole_migrations', migrationLockTableName: 'porthole_migrations_lock',
+    ...(opts.migrationTableSchema === undefined ? {} : { migrationTableSchema: opts.migrationTableSchema }),
+  });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error) throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${(error as Error).message ?? String(error)}`, { cause: error });

@@ -30,7 +30,14 @@ export interface AuditEventsTable {
   id: string; at: number; request_id: string | null; actor_user_id: string | null; actor_name: string | null; actor_ak: string | null;
   action: string; resource_kind: string | null; resource_id: string | null; project_id: string | null; source_ip: string | null;
   user_agent: string | null; result: string; code: string | null; detail: string | null;
+  /** Added by migration 0002. */
+  domain_id: string | null;
 }
+export interface AccessKeysTable {
+  access_key: string; user_id: string; domain_id: string; secret_sealed: string; status: string; description: string;
+  created_at: number; last_used_at: number | null;
+}
+export interface AkLockoutsTable { access_key: string; failures: number; locked_until: number | null; updated_at: number }
 
 export interface Database {
   domains: DomainsTable;
@@ -42,4 +49,6 @@ export interface Database {
   console_tokens: ConsoleTokensTable;
   console_sessions: ConsoleSessionsTable;
   audit_events: AuditEventsTable;
+  access_keys: AccessKeysTable;
+  ak_lockouts: AkLockoutsTable;
 }

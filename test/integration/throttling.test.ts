@@ -1,0 +1,180 @@
+/**
+ * Throttling and brute-force protection against the real gateway, with small configured limits and
+ * the gateway's clock shifted instead of sleeping:
+ *  - API calls per credential per API per second and per minute → exactly the extra calls get 429
+ *    (APIGW.0308, iMetal.0005 on CloudDC) with Retry-After, then calls succeed again;
+ *  - AK lockout: more than 5 consecutive bad signatures lock the AK for 5 minutes, even for good ones;
+ *  - password logins: too many failures per user or per source address → 429 until the window ends.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { call, demoLogin, passwordAuth, startTestGateway, type HttpResult, type TestGateway } from '../helpers/gateway.js';
+import { signedCall, type AkSk } from '../helpers/aksk.js';
+
+const errorCode = (r: HttpResult) => (r.body as { error_code?: string } | undefined)?.error_code;
+const errorMsg = (r: HttpResult) => (r.body as { error_msg?: string } | undefined)?.error_msg;
+
+describe('API throttling (3 per second, 5 per minute)', () => {
+  let t: TestGateway;
+  let f: NonNullable<TestGateway['gw']['demo']>['facts'];
+  let token: string;
+
+  before(async () => {
+    t = await startTestGateway({ args: ['--ratelimit-per-second', '3', '--ratelimit-per-minute', '5'] });
+    f = t.gw.demo!.facts;
+    token = await demoLogin(t);
+  });
+  after(async () => t.close());
+
+  const detail = () => call(`${t.url}/v2/${f.project_id}/desktops/${f.desktop_id}`, { headers: { 'x-auth-token': token } });
+  const physical = () => call(`${t.url}/v1/${f.project_id}/physicalservers/${f.physicalserver_id}/remote-console-address`, { headers: { 'x-auth-token': token } });
+
+  it('the 4th call in a second gets 429 APIGW.0308 with Retry-After; other APIs and other credentials are counted apart', async () => {
+    for (let i = 1; i <= 3; i++) assert.equal((await detail()).status, 200, `call ${i}`);
+    const over = await detail();
+    assert.equal(over.status, 429, over.text);
+    assert.equal(errorCode(over), 'APIGW.0308');
+    assert.equal(errorMsg(over), 'The throttling threshold has been reached: policy user over ratelimit,limit:3,time:1 second');
+    assert.equal(over.headers.get('retry-after'), '1');
+    assert.match(over.headers.get('x-request-id') ?? '', /^[0-9a-f]{32}$/);
+    assert.equal((await physical()).status, 200, 'another API of the same user');
+    const ak = await signedCall(t.url, { ak: f.ak!, sk: f.sk! }, { path: `/v2/${f.project_id}/desktops/${f.desktop_id}`, projectId: f.project_id }, t.clock.offsetMs);
+    assert.equal(ak.status, 200, 'the same API with another credential (the AK)');
+  });
+
+  it('a second later 2 more pass, the 6th in the minute gets 429 "1 minute", and a minute later calls pass again', async () => {
+    t.clock.offsetMs += 1100;
+    assert.equal((await detail()).status, 200);
+    assert.equal((await detail()).status, 200);
+    const over = await detail();
+    assert.equal(over.status, 429, over.text);
+    assert.equal(errorMsg(over), 'The throttling threshold has been reached: policy user over ratelimit,limit:5,time:1 minute');
+    const retry = Number(over.headers.get('retry-after'));
+    assert.ok(retry >= 55 && retry <= 60, `Retry-After ${retry}`);
+    t.clock.offsetMs += 60_000;
+    assert.equal((await detail()).status, 200);
+  });
+
+  it('a burst of 6 concurrent calls: exactly 3 pass', async () => {
+    t.clock.offsetMs += 61_000;
+    const results = await Promise.all(Array.from({ length: 6 }, () => detail()));
+    assert.deepEqual(results.map((r) => r.status).sort(), [200, 200, 200, 429, 429, 429]);
+  });
+
+  it('CloudDC answers 429 iMetal.0005 in its own shape', async () => {
+    t.clock.offsetMs += 61_000;
+    for (let i = 1; i <= 3; i++) assert.equal((await physical()).status, 200, `call ${i}`);
+    const over = await physical();
+    assert.equal(over.status, 429, over.text);
+    assert.deepEqual(Object.keys(over.body as object).sort(), ['error_code', 'error_msg', 'request_id']);
+    assert.equal(errorCode(over), 'iMetal.0005');
+    assert.equal(errorMsg(over), 'Too many requests: policy user over ratelimit,limit:3,time:1 second');
+    assert.equal(over.headers.get('retry-after'), '1');
+  });
+
+  it('throttled calls are in the audit trail with their code', async () => {
+    const events = await t.gw.store.audit.list({ action: 'workspace:desktops:get', result: 'failure' });
+    assert.ok(events.filter((e) => e.code === 'APIGW.0308').length >= 5);
+  });
+});
+
+describe('AK lockout and login throttling', () => {
+  let t: TestGateway;
+  let f: NonNullable<TestGateway['gw']['demo']>['facts'];
+  let key: AkSk;
+  const MIN = 60_000;
+
+  before(async () => {
+    t = await startTestGateway({
+      args: ['--iam-login-failures-per-user', '3', '--iam-login-failures-per-address', '6', '--iam-login-failure-window-seconds', '300'],
+    });
+    f = t.gw.demo!.facts;
+    key = { ak: f.ak!, sk: f.sk! };
+  });
+  after(async () => t.close());
+
+  const akCall = (k: AkSk, signWith?: string) =>
+    signedCall(t.url, k, { path: `/v2/${f.project_id}/desktops/${f.desktop_id}`, projectId: f.project_id, ...(signWith ? { signWith } : {}) }, t.clock.offsetMs);
+  const badSignature = () => akCall(key, 'W'.repeat(40));
+
+  it('5 bad signatures do not lock; a good one resets the count', async () => {
+    for (let i = 1; i <= 5; i++) {
+      const r = await badSignature();
+      assert.equal(r.status, 401);
+      assert.equal(errorMsg(r), 'Incorrect IAM authentication information: verify aksk signature fail', `failure ${i}`);
+    }
+    assert.equal((await akCall(key)).status, 200);
+    assert.equal(await t.gw.store.accessKeys.getLockout(key.ak), undefined, 'the count is gone after a success');
+  });
+
+  it('6 bad signatures lock the AK for 5 minutes: a good signature is refused until the lock expires', async () => {
+    for (let i = 1; i <= 6; i++) assert.equal((await badSignature()).status, 401, `failure ${i}`);
+    const locked = await akCall(key);
+    assert.equal(locked.status, 401, locked.text);
+    assert.equal(errorCode(locked), 'APIGW.0301');
+    assert.equal(errorMsg(locked), 'Incorrect IAM authentication information: AK access failed to reach the limit,forbidden.');
+    assert.equal(locked.headers.get('retry-after'), '300');
+    assert.ok(!locked.text.includes(key.ak));
+    const state = await t.gw.store.accessKeys.getLockout(key.ak);
+    assert.equal(state?.failures, 6);
+
+    t.clock.offsetMs += 4 * MIN;
+    const stillLocked = await akCall(key);
+    assert.equal(errorMsg(stillLocked), 'Incorrect IAM authentication information: AK access failed to reach the limit,forbidden.');
+    assert.equal(stillLocked.headers.get('retry-after'), '60');
+
+    t.clock.offsetMs += MIN + 1000;
+    assert.equal((await akCall(key)).status, 200, 'the lock has expired');
+  });
+
+  it('the lock is per AK: another key of the same user keeps working', async () => {
+    const token = await demoLogin(t);
+    const me = await call(`${t.url}/v3.0/OS-CREDENTIAL/credentials`, { headers: { 'x-auth-token': token } });
+    const userId = (me.body as { credentials: { user_id: string }[] }).credentials[0]!.user_id;
+    const created = await call(`${t.url}/v3.0/OS-CREDENTIAL/credentials`, { json: { credential: { user_id: userId } }, headers: { 'x-auth-token': token } });
+    assert.equal(created.status, 201, created.text);
+    const c = (created.body as { credential: { access: string; secret: string } }).credential;
+    for (let i = 1; i <= 6; i++) await badSignature();
+    assert.equal((await akCall(key)).status, 401);
+    assert.equal((await akCall({ ak: c.access, sk: c.secret })).status, 200);
+    t.clock.offsetMs += 5 * MIN + 1000;
+  });
+
+  const login = (user: string, password: string) => call(`${t.url}/v3/auth/tokens`, { json: passwordAuth(user, password, f.domain, { project: { id: f.project_id } }) });
+
+  it('3 failed logins for a user → the 4th is refused with 429 even with the right password, until the window ends', async () => {
+    t.clock.offsetMs += 10 * MIN;
+    for (let i = 1; i <= 3; i++) {
+      const r = await login(f.user, `wrong-${i}`);
+      assert.equal(r.status, 401);
+      assert.equal(errorCode(r), 'IAM.0101');
+    }
+    const r = await login(f.user, f.password);
+    assert.equal(r.status, 429, r.text);
+    assert.equal(errorCode(r), 'APIGW.0308');
+    assert.match(errorMsg(r) ?? '', /too many failed logins for this user/);
+    assert.equal(r.headers.get('x-subject-token'), null);
+    const retry = Number(r.headers.get('retry-after'));
+    assert.ok(retry > 290 && retry <= 300, `Retry-After ${retry}`);
+    t.clock.offsetMs += 301_000;
+    assert.equal((await login(f.user, f.password)).status, 201);
+  });
+
+  it('a successful login clears the user count', async () => {
+    t.clock.offsetMs += 10 * MIN;
+    for (let i = 0; i < 2; i++) assert.equal((await login(f.user, 'wrong')).status, 401);
+    assert.equal((await login(f.user, f.password)).status, 201);
+    for (let i = 0; i < 2; i++) assert.equal((await login(f.user, 'wrong')).status, 401);
+    assert.equal((await login(f.user, f.password)).status, 201);
+  });
+
+  it('6 failed logins from one address, for any names, → every login from it gets 429 until the window ends', async () => {
+    t.clock.offsetMs += 10 * MIN;
+    for (let i = 1; i <= 6; i++) assert.equal((await login(`nobody-${i}`, 'guess')).status, 401);
+    const r = await login(f.user, f.password);
+    assert.equal(r.status, 429, r.text);
+    assert.match(errorMsg(r) ?? '', /too many failed logins for this address/);
+    t.clock.offsetMs += 301_000;
+    assert.equal((await login(f.user, f.password)).status, 201);
+  });
+});
