@@ -1,0 +1,676 @@
+/**
+ * The store contract (STYLE §10): one suite, `contract(name, open)`, run against every adapter — the
+ * embedded SQLite file and PostgreSQL (a fresh schema for this file, see helpers/postgres.ts). Every
+ * method of every repo in src/store/types.ts, including the concurrency promise of `redeem()`: 500
+ * simultaneous redemptions of one token, spread over two independent stores (two pools = two nodes)
+ * on PostgreSQL, yield exactly one winner. After the contract: PostgreSQL-only behaviour — parallel
+ * migration from several nodes, per-store int8 parsing, and what a store does when the database
+ * goes away (bounded failure, then recovery without reopening).
+ *
+ * The contract's stores share one database per adapter, so every test makes its own ids and reads
+ * back through filters on them.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { createStore } from '../../src/store/index.js';
+import { openPostgresStore, type PostgresStoreOptions } from '../../src/store/postgres/index.js';
+import { openSqliteStore } from '../../src/store/sqlite/index.js';
+import type {
+  AccessKeyRecord, AuditEvent, ConsoleEndpoint, ConsoleSessionRecord, ConsoleTokenRecord, DomainRecord, ProjectRecord, ResourceRecord, Store, UserRecord,
+} from '../../src/store/types.js';
+import { createTestSchema, describePostgres, startTcpProxy, TEST_DATABASE_URL, type TestSchema } from '../helpers/postgres.js';
+
+/** Epoch ms beyond 2^32, so a column or parser that truncates to 32 bits shows. */
+const T0 = 1_700_000_000_000;
+const BIG = 2 ** 40 + 7;
+
+const hex32 = () => randomBytes(16).toString('hex');
+
+interface Tenant { domain: DomainRecord; project: ProjectRecord; user: UserRecord }
+
+async function tenant(store: Store): Promise<Tenant> {
+  const domain = { id: hex32(), name: `d-${hex32()}`, createdAt: T0 };
+  const project = { id: hex32(), domainId: domain.id, name: 'cn-north-4', createdAt: T0 + 1 };
+  const user: UserRecord = {
+    id: hex32(), domainId: domain.id, name: 'alice', passwordHash: 'scrypt$x', domainAdmin: false, disabled: false, passwordExpiresAt: null, createdAt: T0 + 2,
+  };
+  await store.identity.upsertDomain(domain);
+  await store.identity.upsertProject(project);
+  await store.identity.upsertUser(user);
+  return { domain, project, user };
+}
+
+const endpoint = (over: Partial<ConsoleEndpoint> = {}): ConsoleEndpoint =>
+  ({ host: '10.0.0.5', port: 5901, security: 'vncauth', passwordSealed: 'sealed:abc', zone: 'az1', ...over });
+
+type ResourceInput = Omit<ResourceRecord, 'endpointGeneration' | 'createdAt' | 'updatedAt'>;
+const resource = (projectId: string, over: Partial<ResourceInput> = {}): ResourceInput => ({
+  id: randomUUID(), projectId, kind: 'cloudserver', name: 'web-1', status: 'ACTIVE',
+  attributes: { flavor: 's6.large.2', tags: ['a', 'b'], nested: { n: 1, ok: true, none: null } }, endpoint: endpoint(), ...over,
+});
+
+const token = (projectId: string, resourceId: string, over: Partial<ConsoleTokenRecord> = {}): ConsoleTokenRecord => ({
+  tokenHash: randomBytes(32).toString('hex'), projectId, resourceId, resourceKind: 'cloudserver', endpointGeneration: 1, purpose: 'console',
+  zone: 'az1', userId: null, viewOnly: false, createdAt: T0, expiresAt: T0 + 600_000, redeemedAt: null, revokedAt: null, ...over,
+});
+
+const session = (over: Partial<ConsoleSessionRecord> = {}): ConsoleSessionRecord => ({
+  id: randomUUID(), tokenHash: randomBytes(32).toString('hex'), projectId: hex32(), resourceId: randomUUID(), resourceKind: 'desktop',
+  userId: null, nodeId: 'node-a', sourceIp: '192.0.2.7', startedAt: T0, endedAt: null, bytesToClient: 0, bytesToBackend: 0,
+  closeCode: null, closeReason: null, ...over,
+});
+
+const event = (over: Partial<AuditEvent> = {}): AuditEvent => ({
+  at: T0, requestId: randomUUID(), actorUserId: hex32(), actorName: 'alice', actorAk: 'AKEXAMPLE', action: 'console.create',
+  resourceKind: 'cloudserver', resourceId: randomUUID(), projectId: hex32(), sourceIp: '198.51.100.1', userAgent: 'sdk/1.0',
+  result: 'success', code: null, detail: null, domainId: null, ...over,
+});
+
+/**
+ * The contract. `open` returns a new, independent Store on the same database each call (a second
+ * node); `redeemNodes` is how many of them the concurrent-redeem test spreads its calls over.
+ */
+function contract(name: string, open: () => Promise<Store>, opts: { dialect: Store['dialect']; redeemNodes: 1 | 2 }): void {
+  describe(`store contract: ${name}`, () => {
+    let store: Store;
+    let t: Tenant;
+    before(async () => { store = await open(); t = await tenant(store); });
+    after(async () => { await store?.close(); });
+
+    it('names its dialect and answers ping()', async () => {
+      assert.equal(store.dialect, opts.dialect);
+      await store.ping();
+    });
+
+    describe('identity', () => {
+      it('upsertDomain inserts then renames; getDomain and findDomainByName read it; unknown is undefined', async () => {
+        const d = { id: hex32(), name: `d-${hex32()}`, createdAt: T0 };
+        await store.identity.upsertDomain(d);
+        assert.deepEqual(await store.identity.getDomain(d.id), d);
+        assert.deepEqual(await store.identity.findDomainByName(d.name), d);
+        const renamed = `r-${hex32()}`;
+        await store.identity.upsertDomain({ ...d, name: renamed, createdAt: T0 + 99 });
+        assert.deepEqual(await store.identity.getDomain(d.id), { ...d, name: renamed }, 'rename keeps createdAt');
+        assert.equal(await store.identity.findDomainByName(d.name), undefined);
+        assert.equal(await store.identity.getDomain(hex32()), undefined);
+      });
+
+      it('refuses a second domain with the same name', async () => {
+        await assert.rejects(store.identity.upsertDomain({ id: hex32(), name: t.domain.name, createdAt: T0 }));
+      });
+
+      it('projects: upsert, get, findProjectByName scoped to the domain; (domain, name) is unique; the domain must exist', async () => {
+        const p = { id: hex32(), domainId: t.domain.id, name: `p-${hex32()}`, createdAt: T0 + 5 };
+        await store.identity.upsertProject(p);
+        assert.deepEqual(await store.identity.getProject(p.id), p);
+        assert.deepEqual(await store.identity.findProjectByName(t.domain.id, p.name), p);
+        const other = await tenant(store);
+        assert.equal(await store.identity.findProjectByName(other.domain.id, p.name), undefined);
+        await store.identity.upsertProject({ ...p, name: 'renamed' });
+        assert.equal((await store.identity.getProject(p.id))?.name, 'renamed');
+        await assert.rejects(store.identity.upsertProject({ id: hex32(), domainId: t.domain.id, name: 'renamed', createdAt: T0 }));
+        await assert.rejects(store.identity.upsertProject({ id: hex32(), domainId: hex32(), name: 'orphan', createdAt: T0 }));
+        assert.equal(await store.identity.getProject(hex32()), undefined);
+      });
+
+      it('users: booleans and nullable expiry round-trip; upsert updates fields but keeps createdAt; names unique per domain', async () => {
+        const u: UserRecord = {
+          id: hex32(), domainId: t.domain.id, name: `u-${hex32()}`, passwordHash: 'scrypt$1', domainAdmin: true, disabled: false,
+          passwordExpiresAt: T0 + BIG, createdAt: T0,
+        };
+        await store.identity.upsertUser(u);
+        assert.deepEqual(await store.identity.getUser(u.id), u);
+        assert.deepEqual(await store.identity.findUserByName(t.domain.id, u.name), u);
+        const changed = { ...u, name: `v-${hex32()}`, passwordHash: 'scrypt$2', domainAdmin: false, disabled: true, passwordExpiresAt: null, createdAt: T0 + 1 };
+        await store.identity.upsertUser(changed);
+        assert.deepEqual(await store.identity.getUser(u.id), { ...changed, createdAt: T0 });
+        assert.equal(await store.identity.findUserByName(t.domain.id, u.name), undefined);
+        const other = await tenant(store);
+        assert.equal(await store.identity.findUserByName(other.domain.id, changed.name), undefined);
+        await assert.rejects(store.identity.upsertUser({ ...u, id: hex32(), name: changed.name }), 'same name in the same domain');
+        await store.identity.upsertUser({ ...u, id: hex32(), domainId: other.domain.id, name: changed.name });
+        assert.equal(await store.identity.getUser(hex32()), undefined);
+      });
+
+      it('setRole inserts and replaces one role per (user, project); rolesOf lists them', async () => {
+        const p2 = { id: hex32(), domainId: t.domain.id, name: `p-${hex32()}`, createdAt: T0 };
+        await store.identity.upsertProject(p2);
+        const u = { ...t.user, id: hex32(), name: `u-${hex32()}` };
+        await store.identity.upsertUser(u);
+        assert.deepEqual(await store.identity.rolesOf(u.id), []);
+        await store.identity.setRole({ userId: u.id, projectId: t.project.id, role: 'viewer' });
+        await store.identity.setRole({ userId: u.id, projectId: p2.id, role: 'operator' });
+        await store.identity.setRole({ userId: u.id, projectId: t.project.id, role: 'admin' });
+        const roles = (await store.identity.rolesOf(u.id)).sort((a, b) => a.projectId.localeCompare(b.projectId));
+        assert.deepEqual(roles, [{ userId: u.id, projectId: t.project.id, role: 'admin' }, { userId: u.id, projectId: p2.id, role: 'operator' }]
+          .sort((a, b) => a.projectId.localeCompare(b.projectId)));
+      });
+
+      it('IAM tokens: insert/get round-trip (methods list, null project); deleteExpiredIamTokens removes only those expired before now', async () => {
+        const base = { userId: t.user.id, domainId: t.domain.id, issuedAt: T0 };
+        const scoped = { ...base, tokenHash: randomBytes(32).toString('hex'), projectId: t.project.id, methods: ['password'], expiresAt: T0 + 1000 };
+        const domainWide = { ...base, tokenHash: randomBytes(32).toString('hex'), projectId: null, methods: ['password', 'token'], expiresAt: T0 + 2000 };
+        await store.identity.insertIamToken(scoped);
+        await store.identity.insertIamToken(domainWide);
+        assert.deepEqual(await store.identity.getIamToken(scoped.tokenHash), scoped);
+        assert.deepEqual(await store.identity.getIamToken(domainWide.tokenHash), domainWide);
+        await assert.rejects(store.identity.insertIamToken(scoped), 'token hash is the key');
+        await assert.rejects(store.identity.insertIamToken({ ...scoped, tokenHash: randomBytes(32).toString('hex'), userId: hex32() }), 'user must exist');
+        assert.ok(await store.identity.deleteExpiredIamTokens(T0 + 1000) >= 0);
+        assert.ok(await store.identity.getIamToken(scoped.tokenHash), 'expiresAt == now is not yet expired');
+        assert.ok(await store.identity.deleteExpiredIamTokens(T0 + 1001) >= 1);
+        assert.equal(await store.identity.getIamToken(scoped.tokenHash), undefined);
+        assert.deepEqual(await store.identity.getIamToken(domainWide.tokenHash), domainWide);
+      });
+    });
+
+    describe('inventory', () => {
+      it('upsertResource creates at generation 1; get by (project, kind, id) and by id; wrong project or kind is undefined', async () => {
+        const r = resource(t.project.id);
+        const res = await store.inventory.upsertResource(r, T0 + 10);
+        const expected: ResourceRecord = { ...r, endpointGeneration: 1, createdAt: T0 + 10, updatedAt: T0 + 10 };
+        assert.deepEqual(res, { record: expected, endpointChanged: false, created: true });
+        assert.deepEqual(await store.inventory.getResource(t.project.id, 'cloudserver', r.id), expected);
+        assert.deepEqual(await store.inventory.getResourceById(r.id), expected);
+        assert.equal(await store.inventory.getResource(t.project.id, 'desktop', r.id), undefined);
+        assert.equal(await store.inventory.getResource(hex32(), 'cloudserver', r.id), undefined);
+        assert.equal(await store.inventory.getResourceById(randomUUID()), undefined);
+      });
+
+      it('a resource without an endpoint round-trips as null', async () => {
+        const r = resource(t.project.id, { endpoint: null, kind: 'physicalserver' });
+        const { record } = await store.inventory.upsertResource(r, T0);
+        assert.equal(record.endpoint, null);
+        assert.deepEqual(await store.inventory.getResourceById(r.id), record);
+      });
+
+      it('upsertResource keeps the generation for non-endpoint changes and bumps it on every endpoint change', async () => {
+        const r = resource(t.project.id);
+        await store.inventory.upsertResource(r, T0);
+        const same = await store.inventory.upsertResource({ ...r, name: 'renamed', status: 'SHUTOFF', attributes: { x: 1 } }, T0 + 1);
+        assert.deepEqual([same.created, same.endpointChanged, same.record.endpointGeneration], [false, false, 1]);
+        assert.deepEqual([same.record.name, same.record.status, same.record.attributes], ['renamed', 'SHUTOFF', { x: 1 }]);
+        assert.deepEqual([same.record.createdAt, same.record.updatedAt], [T0, T0 + 1]);
+        const changes: (ConsoleEndpoint | null)[] = [
+          endpoint({ host: '10.0.0.6' }), endpoint({ host: '10.0.0.6', port: 5902 }), endpoint({ host: '10.0.0.6', port: 5902, security: 'vencrypt' }),
+          endpoint({ host: '10.0.0.6', port: 5902, security: 'vencrypt', passwordSealed: null }),
+          endpoint({ host: '10.0.0.6', port: 5902, security: 'vencrypt', passwordSealed: null, zone: null }), null, endpoint(),
+        ];
+        let generation = 1;
+        for (const [i, ep] of changes.entries()) {
+          const res = await store.inventory.upsertResource({ ...r, endpoint: ep }, T0 + 10 + i);
+          generation += 1;
+          assert.equal(res.endpointChanged, true, `change ${i}`);
+          assert.equal(res.record.endpointGeneration, generation, `change ${i}`);
+          assert.deepEqual(res.record.endpoint, ep);
+          assert.equal(res.record.createdAt, T0);
+        }
+        const again = await store.inventory.upsertResource({ ...r, endpoint: endpoint() }, T0 + 50);
+        assert.deepEqual([again.endpointChanged, again.record.endpointGeneration], [false, generation]);
+        assert.deepEqual(await store.inventory.getResourceById(r.id), again.record);
+      });
+
+      it('upsertResource refuses to move an id to another project or kind', async () => {
+        const r = resource(t.project.id);
+        await store.inventory.upsertResource(r, T0);
+        const other = await tenant(store);
+        await assert.rejects(store.inventory.upsertResource({ ...r, projectId: other.project.id }, T0 + 1));
+        await assert.rejects(store.inventory.upsertResource({ ...r, kind: 'desktop' }, T0 + 1));
+        assert.equal((await store.inventory.getResourceById(r.id))?.projectId, t.project.id);
+      });
+
+      it('listResources filters by project and kind, oldest first', async () => {
+        const mine = await tenant(store);
+        const a = resource(mine.project.id, { kind: 'desktop', name: 'a' });
+        const b = resource(mine.project.id, { kind: 'cloudserver', name: 'b' });
+        const c = resource(mine.project.id, { kind: 'desktop', name: 'c' });
+        await store.inventory.upsertResource(c, T0 + 3);
+        await store.inventory.upsertResource(a, T0 + 1);
+        await store.inventory.upsertResource(b, T0 + 2);
+        assert.deepEqual((await store.inventory.listResources({ projectId: mine.project.id })).map((x) => x.name), ['a', 'b', 'c']);
+        assert.deepEqual((await store.inventory.listResources({ projectId: mine.project.id, kind: 'desktop' })).map((x) => x.name), ['a', 'c']);
+        const allDesktops = await store.inventory.listResources({ kind: 'desktop' });
+        assert.ok(allDesktops.every((x) => x.kind === 'desktop'));
+        assert.deepEqual(allDesktops.filter((x) => x.projectId === mine.project.id).map((x) => x.id), [a.id, c.id]);
+        const all = await store.inventory.listResources({});
+        assert.deepEqual(all.filter((x) => x.projectId === mine.project.id).map((x) => x.id), [a.id, b.id, c.id]);
+      });
+
+      it('deleteResource reports whether a resource went', async () => {
+        const r = resource(t.project.id);
+        await store.inventory.upsertResource(r, T0);
+        assert.equal(await store.inventory.deleteResource(r.id), true);
+        assert.equal(await store.inventory.getResourceById(r.id), undefined);
+        assert.equal(await store.inventory.deleteResource(r.id), false);
+      });
+    });
+
+    describe('console tokens', () => {
+      it('insert/get round-trip every field; unknown hash is undefined; the hash is unique', async () => {
+        const tk = token(t.project.id, randomUUID(), { userId: t.user.id, viewOnly: true, purpose: 'assist-viewer', resourceKind: 'desktop', endpointGeneration: 3, expiresAt: T0 + BIG });
+        await store.consoleTokens.insert(tk);
+        assert.deepEqual(await store.consoleTokens.get(tk.tokenHash), tk);
+        assert.equal(await store.consoleTokens.get(randomBytes(32).toString('hex')), undefined);
+        await assert.rejects(store.consoleTokens.insert(tk));
+      });
+
+      it('redeem: the first call gets the record with redeemedAt, later calls get undefined', async () => {
+        const tk = token(t.project.id, randomUUID());
+        await store.consoleTokens.insert(tk);
+        assert.deepEqual(await store.consoleTokens.redeem(tk.tokenHash, T0 + 5), { ...tk, redeemedAt: T0 + 5 });
+        assert.equal(await store.consoleTokens.redeem(tk.tokenHash, T0 + 6), undefined);
+        assert.equal((await store.consoleTokens.get(tk.tokenHash))?.redeemedAt, T0 + 5);
+        assert.equal(await store.consoleTokens.redeem(randomBytes(32).toString('hex'), T0), undefined);
+      });
+
+      it('redeem after expiry fails (expiresAt itself is already too late) and leaves the token unredeemed', async () => {
+        const tk = token(t.project.id, randomUUID(), { expiresAt: T0 + 600_000 });
+        await store.consoleTokens.insert(tk);
+        assert.equal(await store.consoleTokens.redeem(tk.tokenHash, T0 + 600_000), undefined);
+        assert.equal(await store.consoleTokens.redeem(tk.tokenHash, T0 + 600_001), undefined);
+        assert.equal((await store.consoleTokens.get(tk.tokenHash))?.redeemedAt, null);
+        assert.ok(await store.consoleTokens.redeem(tk.tokenHash, T0 + 599_999), 'one ms before expiry it still redeems');
+      });
+
+      it('revokeForResource revokes the unredeemed, unrevoked tokens of that resource only; a revoked token does not redeem', async () => {
+        const rid = randomUUID();
+        const live1 = token(t.project.id, rid);
+        const live2 = token(t.project.id, rid);
+        const used = token(t.project.id, rid);
+        const earlier = token(t.project.id, rid, { revokedAt: T0 + 1 });
+        const otherResource = token(t.project.id, randomUUID());
+        for (const x of [live1, live2, used, earlier, otherResource]) await store.consoleTokens.insert(x);
+        assert.ok(await store.consoleTokens.redeem(used.tokenHash, T0 + 2));
+        assert.equal(await store.consoleTokens.revokeForResource(rid, T0 + 3), 2);
+        assert.equal((await store.consoleTokens.get(live1.tokenHash))?.revokedAt, T0 + 3);
+        assert.equal((await store.consoleTokens.get(earlier.tokenHash))?.revokedAt, T0 + 1, 'first revocation time kept');
+        assert.equal((await store.consoleTokens.get(used.tokenHash))?.revokedAt, null);
+        assert.equal((await store.consoleTokens.get(otherResource.tokenHash))?.revokedAt, null);
+        assert.equal(await store.consoleTokens.redeem(live1.tokenHash, T0 + 4), undefined);
+        assert.equal(await store.consoleTokens.redeem(earlier.tokenHash, T0 + 4), undefined);
+        assert.equal(await store.consoleTokens.revokeForResource(rid, T0 + 5), 0);
+        assert.ok(await store.consoleTokens.redeem(otherResource.tokenHash, T0 + 4));
+      });
+
+      it('deleteExpired removes the tokens that expired before the cut-off', async () => {
+        const old = token(t.project.id, randomUUID(), { expiresAt: T0 + 10 });
+        const edge = token(t.project.id, randomUUID(), { expiresAt: T0 + 20 });
+        const fresh = token(t.project.id, randomUUID(), { expiresAt: T0 + BIG });
+        for (const x of [old, edge, fresh]) await store.consoleTokens.insert(x);
+        assert.ok(await store.consoleTokens.deleteExpired(T0 + 20) >= 1);
+        assert.equal(await store.consoleTokens.get(old.tokenHash), undefined);
+        assert.ok(await store.consoleTokens.get(edge.tokenHash));
+        assert.ok(await store.consoleTokens.get(fresh.tokenHash));
+      });
+
+      it(`500 concurrent redeem() of one token over ${opts.redeemNodes} store(s): exactly one succeeds`, async () => {
+        const nodes = [store];
+        if (opts.redeemNodes === 2) nodes.push(await open());
+        try {
+          for (let round = 0; round < 3; round++) {
+            const tk = token(t.project.id, randomUUID());
+            await store.consoleTokens.insert(tk);
+            const results = await Promise.all(Array.from({ length: 500 }, (_, i) => nodes[i % nodes.length]!.consoleTokens.redeem(tk.tokenHash, T0 + 1 + i)));
+            const winners = results.filter((r) => r !== undefined);
+            assert.equal(winners.length, 1, `round ${round}: ${winners.length} winners`);
+            assert.equal((await store.consoleTokens.get(tk.tokenHash))?.redeemedAt, winners[0]?.redeemedAt);
+          }
+        } finally {
+          if (nodes[1]) await nodes[1].close();
+        }
+      });
+    });
+
+    describe('sessions', () => {
+      it('start/get round-trip; byte counts beyond 2^32 come back as numbers', async () => {
+        const s = session({ userId: t.user.id, bytesToClient: BIG, bytesToBackend: 2 ** 33 });
+        await store.sessions.start(s);
+        assert.deepEqual(await store.sessions.get(s.id), s);
+        assert.equal(typeof (await store.sessions.get(s.id))?.bytesToClient, 'number');
+        assert.equal(await store.sessions.get(randomUUID()), undefined);
+        await assert.rejects(store.sessions.start(s), 'id is the key');
+      });
+
+      it('end records the outcome once; a second end does not overwrite it', async () => {
+        const s = session();
+        await store.sessions.start(s);
+        await store.sessions.end(s.id, { endedAt: T0 + 100, bytesToClient: BIG, bytesToBackend: 12, closeCode: 4001, closeReason: 'idle' });
+        await store.sessions.end(s.id, { endedAt: T0 + 200, bytesToClient: 1, bytesToBackend: 1, closeCode: 1000, closeReason: 'late' });
+        assert.deepEqual(await store.sessions.get(s.id), { ...s, endedAt: T0 + 100, bytesToClient: BIG, bytesToBackend: 12, closeCode: 4001, closeReason: 'idle' });
+      });
+
+      it('list filters by resource and open/closed, newest first, up to limit', async () => {
+        const rid = randomUUID();
+        const s1 = session({ resourceId: rid, startedAt: T0 + 1 });
+        const s2 = session({ resourceId: rid, startedAt: T0 + 2 });
+        const s3 = session({ resourceId: rid, startedAt: T0 + 3 });
+        const elsewhere = session({ startedAt: T0 + 4 });
+        for (const s of [s2, s3, s1, elsewhere]) await store.sessions.start(s);
+        await store.sessions.end(s2.id, { endedAt: T0 + 10, bytesToClient: 0, bytesToBackend: 0, closeCode: 1000, closeReason: 'bye' });
+        const ids = (xs: ConsoleSessionRecord[]) => xs.map((x) => x.id);
+        assert.deepEqual(ids(await store.sessions.list({ resourceId: rid })), [s3.id, s2.id, s1.id]);
+        assert.deepEqual(ids(await store.sessions.list({ resourceId: rid, open: true })), [s3.id, s1.id]);
+        assert.deepEqual(ids(await store.sessions.list({ resourceId: rid, open: false })), [s2.id]);
+        assert.deepEqual(ids(await store.sessions.list({ resourceId: rid, limit: 2 })), [s3.id, s2.id]);
+        const open = await store.sessions.list({ open: true, limit: 1000 });
+        assert.ok(open.every((x) => x.endedAt === null));
+        assert.ok(ids(open).includes(elsewhere.id));
+      });
+
+      it('closeAllOfNode ends only that node\'s open sessions, with code 1001 and the reason', async () => {
+        const node = `node-${hex32()}`;
+        const a = session({ nodeId: node });
+        const b = session({ nodeId: node });
+        const done = session({ nodeId: node });
+        const other = session({ nodeId: `node-${hex32()}` });
+        for (const s of [a, b, done, other]) await store.sessions.start(s);
+        await store.sessions.end(done.id, { endedAt: T0 + 5, bytesToClient: 1, bytesToBackend: 2, closeCode: 1000, closeReason: 'normal' });
+        assert.equal(await store.sessions.closeAllOfNode(node, T0 + 50, 'node restarted'), 2);
+        for (const s of [a, b]) {
+          const got = await store.sessions.get(s.id);
+          assert.deepEqual([got?.endedAt, got?.closeCode, got?.closeReason], [T0 + 50, 1001, 'node restarted']);
+        }
+        assert.equal((await store.sessions.get(done.id))?.closeReason, 'normal');
+        assert.equal((await store.sessions.get(other.id))?.endedAt, null);
+        assert.equal(await store.sessions.closeAllOfNode(node, T0 + 60, 'again'), 0);
+      });
+    });
+
+    describe('audit', () => {
+      it('append/list round-trip every field, nulls included', async () => {
+        const full = event({ result: 'failure', code: 'Ecs.0114', detail: 'endpoint unreachable' });
+        const sparse = event({
+          resourceId: full.resourceId, at: T0 - 1, requestId: null, actorUserId: null, actorName: null, actorAk: null, resourceKind: null,
+          projectId: null, sourceIp: null, userAgent: null,
+        });
+        await store.audit.append(full);
+        await store.audit.append(sparse);
+        assert.deepEqual(await store.audit.list({ resourceId: full.resourceId! }), [full, sparse]);
+      });
+
+      it('list filters: since (inclusive), until (exclusive), action and resourceId; newest first', async () => {
+        const rid = randomUUID();
+        const at = (n: number) => T0 + BIG + n;
+        const evs = [event({ resourceId: rid, at: at(1), action: 'a.one' }), event({ resourceId: rid, at: at(2), action: 'a.two' }),
+          event({ resourceId: rid, at: at(3), action: 'a.one' }), event({ resourceId: rid, at: at(4), action: 'a.two' })];
+        for (const e of evs) await store.audit.append(e);
+        await store.audit.append(event({ at: at(2), action: 'a.one' }));
+        const ats = (xs: AuditEvent[]) => xs.map((x) => x.at - T0 - BIG);
+        assert.deepEqual(ats(await store.audit.list({ resourceId: rid })), [4, 3, 2, 1]);
+        assert.deepEqual(ats(await store.audit.list({ resourceId: rid, since: at(2) })), [4, 3, 2]);
+        assert.deepEqual(ats(await store.audit.list({ resourceId: rid, until: at(3) })), [2, 1]);
+        assert.deepEqual(ats(await store.audit.list({ resourceId: rid, since: at(2), until: at(4) })), [3, 2]);
+        assert.deepEqual(ats(await store.audit.list({ resourceId: rid, action: 'a.one' })), [3, 1]);
+        const window = await store.audit.list({ since: at(2), until: at(3) });
+        assert.equal(window.length, 2, 'since/until alone span resources');
+        assert.ok(window.every((x) => x.at === at(2)));
+      });
+
+      it('list pages with limit and offset without gaps or repeats; the default limit is 100', async () => {
+        const action = `page.${hex32()}`;
+        const evs = Array.from({ length: 105 }, (_, i) => event({ action, at: T0 + i }));
+        for (const e of evs) await store.audit.append(e);
+        assert.equal((await store.audit.list({ action })).length, 100);
+        const seen: number[] = [];
+        for (let offset = 0; ; offset += 20) {
+          const page = await store.audit.list({ action, limit: 20, offset });
+          seen.push(...page.map((x) => x.at - T0));
+          if (page.length < 20) break;
+        }
+        assert.deepEqual(seen, Array.from({ length: 105 }, (_, i) => 104 - i));
+        assert.deepEqual(await store.audit.list({ action, offset: 105 }), []);
+        assert.equal(await store.audit.count({ action }), 105);
+        assert.equal(await store.audit.count({ action, limit: 5, offset: 50 }), 105, 'count ignores limit and offset');
+        assert.equal(await store.audit.count({ action: `none.${hex32()}` }), 0);
+      });
+
+      it('list and count filter by actor (user id, name or AK), result and domain (attributed, or via its projects)', async () => {
+        const mine = await tenant(store);
+        const rid = randomUUID();
+        const uid = hex32();
+        const byId = event({ resourceId: rid, at: T0 + 1, actorUserId: uid, actorName: null, actorAk: null, projectId: mine.project.id });
+        const byName = event({ resourceId: rid, at: T0 + 2, actorUserId: null, actorName: `n-${uid}`, actorAk: null, result: 'failure', domainId: mine.domain.id });
+        const byAk = event({ resourceId: rid, at: T0 + 3, actorUserId: null, actorName: null, actorAk: `AK${uid}`, result: 'failure' });
+        for (const e of [byId, byName, byAk]) await store.audit.append(e);
+        const ats = (xs: AuditEvent[]) => xs.map((x) => x.at - T0);
+        assert.deepEqual(await store.audit.list({ resourceId: rid, actor: uid }), [byId]);
+        assert.deepEqual(await store.audit.list({ resourceId: rid, actor: `n-${uid}` }), [byName]);
+        assert.deepEqual(await store.audit.list({ resourceId: rid, actor: `AK${uid}` }), [byAk]);
+        assert.deepEqual(ats(await store.audit.list({ resourceId: rid, result: 'failure' })), [3, 2]);
+        assert.deepEqual(ats(await store.audit.list({ domainId: mine.domain.id })), [2, 1], 'attributed to the domain, or about one of its projects');
+        assert.equal(await store.audit.count({ domainId: mine.domain.id }), 2);
+        assert.equal(await store.audit.count({ domainId: mine.domain.id, result: 'failure' }), 1);
+        assert.equal(await store.audit.count({ resourceId: rid, actor: `AK${uid}` }), 1);
+      });
+    });
+
+    describe('access keys', () => {
+      const ak = (userId: string, domainId: string, over: Partial<AccessKeyRecord> = {}): AccessKeyRecord => ({
+        accessKey: `AK${randomBytes(9).toString('hex').toUpperCase()}`, userId, domainId, secretSealed: 'sealed:sk', status: 'active',
+        description: '', createdAt: T0, lastUsedAt: null, ...over,
+      });
+
+      it('insert/get round-trip; unknown is undefined; the key is unique; the user must exist', async () => {
+        const k = ak(t.user.id, t.domain.id, { description: 'ci', lastUsedAt: T0 + BIG });
+        await store.accessKeys.insert(k);
+        assert.deepEqual(await store.accessKeys.get(k.accessKey), k);
+        assert.equal(await store.accessKeys.get('AKNOPE'), undefined);
+        await assert.rejects(store.accessKeys.insert(k));
+        await assert.rejects(store.accessKeys.insert(ak(hex32(), t.domain.id)));
+      });
+
+      it('listByUser and listByDomain, oldest first', async () => {
+        const mine = await tenant(store);
+        const u2 = { ...mine.user, id: hex32(), name: `u-${hex32()}` };
+        await store.identity.upsertUser(u2);
+        const k2 = ak(mine.user.id, mine.domain.id, { createdAt: T0 + 2 });
+        const k1 = ak(mine.user.id, mine.domain.id, { createdAt: T0 + 1 });
+        const k3 = ak(u2.id, mine.domain.id, { createdAt: T0 + 3 });
+        for (const k of [k2, k3, k1]) await store.accessKeys.insert(k);
+        assert.deepEqual(await store.accessKeys.listByUser(mine.user.id), [k1, k2]);
+        assert.deepEqual(await store.accessKeys.listByDomain(mine.domain.id), [k1, k2, k3]);
+        assert.deepEqual(await store.accessKeys.listByUser(hex32()), []);
+      });
+
+      it('update patches status and description and returns the record; unknown key is undefined; touch records last use', async () => {
+        const k = ak(t.user.id, t.domain.id);
+        await store.accessKeys.insert(k);
+        assert.deepEqual(await store.accessKeys.update(k.accessKey, { status: 'inactive' }), { ...k, status: 'inactive' });
+        assert.deepEqual(await store.accessKeys.update(k.accessKey, { description: 'rotated' }), { ...k, status: 'inactive', description: 'rotated' });
+        assert.deepEqual(await store.accessKeys.update(k.accessKey, {}), { ...k, status: 'inactive', description: 'rotated' });
+        assert.equal(await store.accessKeys.update('AKNOPE', { status: 'active' }), undefined);
+        await store.accessKeys.touch(k.accessKey, T0 + BIG);
+        assert.equal((await store.accessKeys.get(k.accessKey))?.lastUsedAt, T0 + BIG);
+      });
+
+      it('lockout state: set, replace, read; a clean state removes it; delete takes the key and its lockout', async () => {
+        const k = ak(t.user.id, t.domain.id);
+        await store.accessKeys.insert(k);
+        assert.equal(await store.accessKeys.getLockout(k.accessKey), undefined);
+        await store.accessKeys.setLockout(k.accessKey, { failures: 3, lockedUntil: null }, T0);
+        assert.deepEqual(await store.accessKeys.getLockout(k.accessKey), { failures: 3, lockedUntil: null });
+        await store.accessKeys.setLockout(k.accessKey, { failures: 5, lockedUntil: T0 + BIG }, T0 + 1);
+        assert.deepEqual(await store.accessKeys.getLockout(k.accessKey), { failures: 5, lockedUntil: T0 + BIG });
+        await store.accessKeys.setLockout(k.accessKey, { failures: 0, lockedUntil: null }, T0 + 2);
+        assert.equal(await store.accessKeys.getLockout(k.accessKey), undefined);
+        await store.accessKeys.setLockout(k.accessKey, { failures: 1, lockedUntil: null }, T0 + 3);
+        assert.equal(await store.accessKeys.delete(k.accessKey), true);
+        assert.equal(await store.accessKeys.get(k.accessKey), undefined);
+        assert.equal(await store.accessKeys.getLockout(k.accessKey), undefined);
+        assert.equal(await store.accessKeys.delete(k.accessKey), false);
+      });
+    });
+  });
+}
+
+// ───────────────────────────── SQLite ─────────────────────────────
+
+describe('sqlite', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'porthole-store-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  contract('sqlite', () => openSqliteStore(path.join(dir, 'store.db')), { dialect: 'sqlite', redeemNodes: 1 });
+
+  it('createStore() without database_url opens SQLite in data_dir', async () => {
+    const s = await createStore({ databaseUrl: null, dataDir: path.join(dir, 'data') });
+    try { assert.equal(s.dialect, 'sqlite'); await s.ping(); } finally { await s.close(); }
+  });
+});
+
+// ─────────────────────────── PostgreSQL ───────────────────────────
+
+await describePostgres('postgres', () => {
+  let schema: TestSchema;
+  before(async () => { schema = await createTestSchema(); });
+  after(async () => { await schema?.drop(); });
+
+  contract('postgres', () => openPostgresStore(schema.url), { dialect: 'postgres', redeemNodes: 2 });
+
+  it('createStore() with a postgres:// database_url opens PostgreSQL', async () => {
+    const s = await createStore({ databaseUrl: schema.url, dataDir: '/nonexistent' });
+    try { assert.equal(s.dialect, 'postgres'); await s.ping(); } finally { await s.close(); }
+  });
+
+  it('four nodes migrating one fresh schema at once all succeed and each migration runs once', async () => {
+    const fresh = await createTestSchema();
+    try {
+      const stores = await Promise.all(Array.from({ length: 4 }, () => openPostgresStore(fresh.url, { poolMax: 2 })));
+      try {
+        await Promise.all(stores.map((s) => s.ping()));
+        const { rows } = await fresh.admin(`select name, count(*)::int as n from ${fresh.name}.porthole_migrations group by name`);
+        assert.ok(rows.length >= 1);
+        assert.ok(rows.every((r: { n: number }) => r.n === 1), JSON.stringify(rows));
+      } finally {
+        await Promise.all(stores.map((s) => s.close()));
+      }
+    } finally {
+      await fresh.drop();
+    }
+  });
+
+  it('the schema option puts the tables in that schema, creating it', async () => {
+    const fresh = await createTestSchema();
+    const name = `${fresh.name}_opt`;
+    try {
+      const s = await openPostgresStore(TEST_DATABASE_URL, { schema: name });
+      await s.close();
+      const { rows } = await fresh.admin('select table_name from information_schema.tables where table_schema = $1 and table_name = $2', [name, 'console_tokens']);
+      assert.equal(rows.length, 1);
+      await assert.rejects(openPostgresStore(TEST_DATABASE_URL, { schema: 'Bad; drop' }), /must match/);
+    } finally {
+      await fresh.admin(`drop schema if exists ${name} cascade`);
+      await fresh.drop();
+    }
+  });
+
+  it('int8 is parsed as a number on the store\'s connections only; pg.types stays as it was', async () => {
+    const s = await openPostgresStore(schema.url);
+    try {
+      const sess = session({ bytesToClient: BIG });
+      await s.sessions.start(sess);
+      assert.strictEqual((await s.sessions.get(sess.id))?.bytesToClient, BIG);
+      assert.strictEqual(pg.types.getTypeParser(20, 'text')('42'), '42');
+    } finally {
+      await s.close();
+    }
+  });
+
+  describe('database outage', () => {
+    const target = new URL(TEST_DATABASE_URL);
+    const fast: PostgresStoreOptions = { connectTimeoutMs: 500, queryTimeoutMs: 800, statementTimeoutMs: 600, poolMax: 3 };
+
+    async function until(cond: () => boolean, ms = 5000): Promise<void> {
+      const deadline = Date.now() + ms;
+      while (!cond()) {
+        if (Date.now() > deadline) throw new Error('condition not reached in time');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    }
+
+    /** Time a promise takes to settle, and whether it rejected. */
+    async function timed(p: Promise<unknown>): Promise<{ ms: number; error: unknown }> {
+      const t0 = performance.now();
+      try { await p; return { ms: performance.now() - t0, error: undefined }; } catch (error) { return { ms: performance.now() - t0, error }; }
+    }
+
+    it('server gone (every connection reset, new ones refused): ping rejects at once; back again: the same store recovers', async (t) => {
+      const proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
+      t.after(() => proxy.close());
+      const errors: Error[] = [];
+      const app = `porthole-test-${hex32().slice(0, 8)}`;
+      const s = await openPostgresStore(proxy.urlFor(schema.url), { ...fast, applicationName: app, onError: (e) => errors.push(e) });
+      t.after(() => s.close());
+      await Promise.all([s.ping(), s.ping(), s.ping()]);
+      const idle = (await schema.admin('select count(*)::int as n from pg_stat_activity where application_name = $1', [app])).rows[0] as { n: number };
+      proxy.refuse();
+      // The pool drops each reset idle connection as its error arrives (a call made in that instant
+      // fails too, like any call during an outage); wait for that, then every call needs a new connection.
+      await until(() => errors.length >= idle.n);
+      const down = await timed(s.ping());
+      assert.ok(down.error instanceof Error, 'ping must reject while the server is gone');
+      assert.ok(down.ms < 2000, `rejected after ${down.ms.toFixed(0)} ms`);
+      proxy.restore();
+      await s.ping();
+    });
+
+    it('network black-holed: ping rejects within the query/connect timeout; once traffic flows the same store recovers', async (t) => {
+      const proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
+      t.after(() => proxy.close());
+      const s = await openPostgresStore(proxy.urlFor(schema.url), { ...fast, poolMax: 1 });
+      t.after(() => s.close());
+      await s.ping();
+      proxy.freeze();
+      const onOpen = await timed(s.ping());
+      assert.ok(onOpen.error instanceof Error, 'a ping on a silent open connection must reject');
+      assert.ok(onOpen.ms < 800 + 1000, `query timeout: rejected after ${onOpen.ms.toFixed(0)} ms`);
+      const onNew = await timed(s.ping());
+      assert.ok(onNew.error instanceof Error, 'a ping needing a new connection must reject');
+      assert.ok(onNew.ms < 500 + 800 + 1000, `connect timeout: rejected after ${onNew.ms.toFixed(0)} ms`);
+      proxy.restore();
+      // The connection that timed out was destroyed, not pooled: the next call dials afresh and works.
+      const up = await timed(s.ping());
+      assert.equal(up.error, undefined);
+      assert.ok(up.ms < 500, `recovered ping took ${up.ms.toFixed(0)} ms`);
+    });
+
+    it('pg_terminate_backend of every connection: reported to onError, process unharmed, the next call reconnects', async () => {
+      const app = `porthole-test-${hex32().slice(0, 8)}`;
+      const errors: Error[] = [];
+      const s = await openPostgresStore(schema.url, { poolMax: 3, applicationName: app, onError: (e) => errors.push(e) });
+      try {
+        await Promise.all([s.ping(), s.ping(), s.ping()]);
+        const { rows } = await schema.admin('select pg_terminate_backend(pid, 5000) as ok from pg_stat_activity where application_name = $1', [app]);
+        assert.ok(rows.length >= 1 && rows.every((r: { ok: boolean }) => r.ok));
+        await until(() => errors.length >= rows.length);
+        assert.equal(errors.length, rows.length, 'each killed idle connection reported once');
+        await s.ping();
+        const after = await schema.admin('select count(*)::int as n from pg_stat_activity where application_name = $1', [app]);
+        assert.ok((after.rows[0] as { n: number }).n >= 1, 'a new backend serves the store');
+      } finally {
+        await s.close();
+      }
+    });
+
+    it('opening while the server refuses connections rejects at once', async (t) => {
+      const proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
+      t.after(() => proxy.close());
+      proxy.refuse();
+      const r = await timed(openPostgresStore(proxy.urlFor(schema.url), fast));
+      assert.ok(r.error instanceof Error);
+      assert.ok(r.ms < 2000, `rejected after ${r.ms.toFixed(0)} ms`);
+    });
+
+    it('opening while the network is black-holed rejects within the connect timeout', async (t) => {
+      const proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
+      t.after(() => proxy.close());
+      proxy.freeze();
+      const r = await timed(openPostgresStore(proxy.urlFor(schema.url), fast));
+      assert.ok(r.error instanceof Error);
+      assert.ok(r.ms >= 400 && r.ms < 500 + 1000, `rejected after ${r.ms.toFixed(0)} ms`);
+    });
+  });
+});
