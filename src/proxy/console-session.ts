@@ -1,0 +1,568 @@
+/**
+ * One console session: the browser's WebSocket on one side, the machine's VNC server (TCP) on the
+ * other, with Porthole terminating RFB security in between so the browser never holds the VNC secret.
+ *
+ *   browser ◄─ RFB 3.8, security None (ServerHandshake) ─► Porthole ◄─ ClientHandshake (None/VncAuth) ─► VNC server
+ *
+ * Flow: the greeting goes to the browser at once while the backend is dialled (connect timeout);
+ * once the browser's ClientInit is in (its shared flag, forced to 1 for shared/view-only sessions),
+ * the backend handshake runs on bytes buffered meanwhile; the backend's ServerInit is forwarded
+ * verbatim, then bytes are relayed both ways (view-only: through ViewOnlyFilter).
+ *
+ * Lifecycle (guarded; bad transitions throw): connecting → handshaking → relaying → closing → closed.
+ * Every path into `closing` picks one close code + reason from close-codes.ts (the first cause wins),
+ * `detail` goes to the log and SessionEnd only, and `onEnd` runs exactly once when both sides are
+ * closed (or the close timeout destroyed them).
+ *
+ * Backpressure (STYLE §4): socket.write() → false pauses reading the WebSocket until 'drain';
+ * bytes handed to ws.send() but not yet written to the browser's socket pause the backend socket
+ * above a high-water mark and resume it below a low-water mark. Above `maxBufferedBytes` in either
+ * direction, or when a pause lasts `writeStallTimeoutMs`, the session ends as SLOW_CONSUMER.
+ *
+ * Tail delivery: backend data events all precede its 'end', each chunk is queued on the WebSocket
+ * in order, and the close frame is queued after them, so nothing the machine sent before closing
+ * is lost.
+ */
+import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import type { RawData, WebSocket } from 'ws';
+import { CloseCode, CloseReason, type CloseCodeName } from '../close-codes.js';
+import {
+  ClientHandshake,
+  type BackendCredential,
+  type ClientHandshakeResult,
+  type StartTlsRequest,
+} from '../rfb/client-handshake.js';
+import { SecurityType } from '../rfb/constants.js';
+import { RfbError } from '../rfb/errors.js';
+import { ServerHandshake, type ServerHandshakeResult } from '../rfb/server-handshake.js';
+import { ViewOnlyFilter } from '../rfb/view-only.js';
+
+export interface BackendTarget {
+  host: string;
+  port: number;
+  credential: BackendCredential;
+}
+
+export interface SessionOptions {
+  /** TCP connect to the VNC server (DNS included). */
+  connectTimeoutMs: number;
+  /** From session start until relaying: browser handshake and backend handshake together. */
+  handshakeTimeoutMs: number;
+  /** No bytes in either direction for this long ends a relaying session. */
+  idleTimeoutMs: number;
+  /** Hard cap on a session's length. */
+  maxDurationMs: number;
+  /** Ceiling on bytes buffered in userland in one direction; above it the session ends (SLOW_CONSUMER). */
+  maxBufferedBytes: number;
+  /** Send shared-flag 1 to the server whatever the browser asked (never kick other viewers). */
+  forceShared?: boolean;
+  /** Drop input and strip risky encodings from the browser's stream (implies forceShared). */
+  viewOnly?: boolean;
+  /** A direction paused by backpressure for this long ends the session (SLOW_CONSUMER). Default 30 s. */
+  writeStallTimeoutMs?: number;
+  /** After the close decision, how long both sides get to finish before being destroyed. Default 10 s. */
+  closeTimeoutMs?: number;
+}
+
+export interface SessionEnd {
+  /** The WebSocket close code sent (or, for `client_closed`, the code the browser sent). */
+  code: number;
+  /** A CloseReason value, or `client_closed` when the browser ended the session. */
+  reason: string;
+  /** For logs only: what actually happened. Never sent to the browser. */
+  detail?: string;
+  /** RFB bytes sent to the browser (handshake included). */
+  bytesToClient: number;
+  /** RFB bytes sent to the VNC server (handshake included). */
+  bytesToBackend: number;
+}
+
+export interface SessionHooks {
+  /** The backend handshake finished and bytes now flow both ways. */
+  onRelaying?(): void;
+  /** Called exactly once, when the session is fully closed. */
+  onEnd(end: SessionEnd): void;
+  log?: (obj: object, msg: string) => void;
+}
+
+export type SessionState = 'connecting' | 'handshaking' | 'relaying' | 'closing' | 'closed';
+
+export interface SessionHandle {
+  /** Kill from outside (admin kill, revoke, shutdown): closes the browser with this code/reason. */
+  close(code: number, reason: string): void;
+  readonly state: SessionState;
+}
+
+/** Reason key for a session the browser ended (close-codes.ts has none: nothing is sent for it). */
+export const CLIENT_CLOSED_REASON = 'client_closed';
+
+/** Backend bytes held while the browser has not finished its handshake (a server sends 12). */
+export const MAX_EARLY_BACKEND_BYTES = 64 * 1024;
+/** Bytes queued toward the browser above which the backend socket is paused (capped by maxBufferedBytes / 4). */
+export const RELAY_HIGH_WATER_BYTES = 256 * 1024;
+export const DEFAULT_WRITE_STALL_TIMEOUT_MS = 30_000;
+export const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
+
+const TRANSITIONS: Readonly<Record<SessionState, readonly SessionState[]>> = {
+  connecting: ['handshaking', 'closing'],
+  handshaking: ['relaying', 'closing'],
+  relaying: ['closing'],
+  closing: ['closed'],
+  closed: [],
+};
+
+const WS_OPEN = 1;
+const WS_CLOSED = 3;
+
+export function runConsoleSession(ws: WebSocket, target: BackendTarget, opts: SessionOptions, hooks: SessionHooks): SessionHandle {
+  const session = new ConsoleSession(ws, target, opts, hooks);
+  session.start();
+  return {
+    close: (code, reason) => session.closeFromOutside(code, reason),
+    get state() {
+      return session.state;
+    },
+  };
+}
+
+type Timer = ReturnType<typeof setTimeout>;
+
+class ConsoleSession {
+  state: SessionState = 'connecting';
+  /** The backend stream: the TCP socket, or the TLS socket wrapping it after VeNCrypt's startTls. */
+  private socket: Socket | TLSSocket | undefined;
+  private socketClosed = false;
+  private wsClosed = false;
+  private readonly browserHs = new ServerHandshake({ securityTypes: [SecurityType.NONE] });
+  private browserInit: ServerHandshakeResult | undefined;
+  private backendHs: ClientHandshake | undefined;
+  private backendConnected = false;
+  /** Between VeNCrypt's startTls and 'secureConnect': errors are TLS handshake failures. */
+  private tlsPending = false;
+  private earlyBackend: Buffer[] = [];
+  private earlyBackendBytes = 0;
+  /** Browser bytes (already filtered) waiting for the backend handshake to finish. */
+  private toBackendQueue: Uint8Array[] = [];
+  private readonly filter: ViewOnlyFilter | undefined;
+  private bytesToClient = 0;
+  private bytesToBackend = 0;
+  /** Handed to ws.send() but not yet flushed to the browser's socket. */
+  private pendingToClient = 0;
+  private backendPaused = false;
+  private wsPausedForBackend = false;
+  private lastActivity = Date.now();
+  private end: { code: number; reason: string; detail?: string } | undefined;
+  private readonly timers: Partial<Record<'connect' | 'handshake' | 'idle' | 'maxDuration' | 'stall' | 'close', Timer>> = {};
+  private readonly highWater: number;
+  private readonly lowWater: number;
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly target: BackendTarget,
+    private readonly opts: SessionOptions,
+    private readonly hooks: SessionHooks,
+  ) {
+    this.filter = opts.viewOnly ? new ViewOnlyFilter() : undefined;
+    this.highWater = Math.max(1, Math.min(RELAY_HIGH_WATER_BYTES, Math.floor(opts.maxBufferedBytes / 4)));
+    this.lowWater = Math.floor(this.highWater / 4);
+  }
+
+  start(): void {
+    const ws = this.ws;
+    ws.binaryType = 'nodebuffer';
+    ws.on('message', (data, isBinary) => this.guard(() => this.onBrowserMessage(data, isBinary)));
+    ws.on('close', (code, reason) => this.guard(() => this.onBrowserClose(code, reason)));
+    // 'close' always follows 'error'; the error only explains it.
+    ws.on('error', (err) => this.log({ err: err.message }, 'browser websocket error'));
+
+    if (ws.readyState !== WS_OPEN) {
+      // The browser left between the upgrade and now: there is nothing to relay.
+      this.wsClosed = ws.readyState === WS_CLOSED;
+      this.finishWith(1006, CLIENT_CLOSED_REASON, 'browser websocket was not open when the session started');
+      return;
+    }
+    this.setTimer('maxDuration', this.opts.maxDurationMs, () => this.finish('MAX_DURATION', `session reached ${this.opts.maxDurationMs} ms`));
+    this.setTimer('handshake', this.opts.handshakeTimeoutMs, () => this.finish('HANDSHAKE_TIMEOUT', this.handshakeWaitingFor()));
+    this.sendToClient(this.browserHs.greeting());
+    if (this.state !== 'connecting') return; // the browser was already gone
+
+    const socket = connect({ host: this.target.host, port: this.target.port });
+    this.socket = socket;
+    this.setTimer('connect', this.opts.connectTimeoutMs, () =>
+      this.finish('BACKEND_UNREACHABLE', `connect to ${this.target.host}:${this.target.port} timed out after ${this.opts.connectTimeoutMs} ms`),
+    );
+    socket.setNoDelay(true);
+    socket.once('connect', () => this.guard(() => this.onBackendConnect()));
+    this.attachBackend(socket);
+  }
+
+  private attachBackend(socket: Socket | TLSSocket): void {
+    socket.on('data', (chunk: Buffer) => this.guard(() => this.onBackendData(chunk)));
+    socket.on('drain', () => this.guard(() => this.onBackendDrain()));
+    socket.on('error', (err: NodeJS.ErrnoException) => this.guard(() => this.onBackendError(err)));
+    socket.on('close', () => this.guard(() => this.onBackendClose()));
+  }
+
+  closeFromOutside(code: number, reason: string): void {
+    this.guard(() => this.finishWith(code, reason, 'closed by the gateway'));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Browser side
+
+  private onBrowserMessage(data: RawData, isBinary: boolean): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    if (!isBinary) return this.finish('CLIENT_PROTOCOL', 'browser sent a text frame');
+    const bytes = toBuffer(data);
+    this.touch();
+    if (!this.browserInit) {
+      let step: ReturnType<ServerHandshake['feed']>;
+      try {
+        step = this.browserHs.feed(bytes);
+      } catch (err) {
+        if (!(err instanceof RfbError)) throw err;
+        for (const b of err.farewell) this.sendToClient(b);
+        return this.finish('CLIENT_PROTOCOL', `browser handshake: ${err.code}: ${err.message}`);
+      }
+      for (const b of step.reply) this.sendToClient(b);
+      if (!step.done) return;
+      this.browserInit = step.done;
+      this.log({ version: step.done.version, shared: step.done.shared }, 'browser handshake done');
+      // Until the backend's ServerInit is forwarded the browser has nothing to say: stop reading it.
+      this.ws.pause();
+      if (step.done.rest.length > 0) this.fromBrowser(step.done.rest);
+      this.maybeStartBackendHandshake();
+      return;
+    }
+    this.fromBrowser(bytes);
+  }
+
+  /** Browser RFB messages after ClientInit: filtered (view-only), then written or queued. */
+  private fromBrowser(bytes: Uint8Array): void {
+    let out: Uint8Array[];
+    try {
+      out = this.filter ? this.filter.push(bytes) : [bytes];
+    } catch (err) {
+      if (!(err instanceof RfbError)) throw err;
+      return this.finish('CLIENT_PROTOCOL', `browser message: ${err.code}: ${err.message}`);
+    }
+    for (const b of out) {
+      if (this.state === 'relaying') this.writeBackend(b);
+      else this.toBackendQueue.push(b);
+    }
+  }
+
+  private onBrowserClose(code: number, reason: Buffer): void {
+    this.wsClosed = true;
+    if (this.state !== 'closing' && this.state !== 'closed') {
+      const why = reason.length > 0 ? `: ${reason.toString('utf8').slice(0, 123)}` : '';
+      this.finishWith(code, CLIENT_CLOSED_REASON, `browser closed the websocket (${code}${why})`);
+    }
+    this.maybeClosed();
+  }
+
+  private sendToClient(b: Uint8Array): void {
+    if (this.ws.readyState !== WS_OPEN) return;
+    const n = b.length;
+    this.bytesToClient += n;
+    this.pendingToClient += n;
+    this.ws.send(b, { binary: true }, () => {
+      this.pendingToClient -= n;
+      this.guard(() => this.maybeResumeBackend());
+    });
+    if (this.pendingToClient > this.opts.maxBufferedBytes) {
+      this.finish('SLOW_CONSUMER', `${this.pendingToClient} bytes waiting for the browser (limit ${this.opts.maxBufferedBytes})`);
+    } else if (this.pendingToClient > this.highWater && !this.backendPaused && this.socket && this.state === 'relaying') {
+      this.backendPaused = true;
+      this.socket.pause();
+      this.armStallTimer();
+    }
+  }
+
+  private maybeResumeBackend(): void {
+    if (!this.backendPaused || this.pendingToClient > this.lowWater) return;
+    this.backendPaused = false;
+    if (this.state === 'relaying') this.socket?.resume();
+    this.armStallTimer();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Backend side
+
+  private onBackendConnect(): void {
+    if (this.state !== 'connecting') return;
+    this.clearTimer('connect');
+    this.backendConnected = true;
+    this.transition('handshaking');
+    this.log({ backend: `${this.target.host}:${this.target.port}` }, 'backend connected');
+    this.maybeStartBackendHandshake();
+  }
+
+  private maybeStartBackendHandshake(): void {
+    if (!this.backendConnected || !this.browserInit || this.backendHs || this.state !== 'handshaking') return;
+    const shared = this.opts.forceShared || this.opts.viewOnly ? true : this.browserInit.shared;
+    this.backendHs = new ClientHandshake({ credential: this.target.credential, shared });
+    const early = Buffer.concat(this.earlyBackend);
+    this.earlyBackend = [];
+    this.earlyBackendBytes = 0;
+    this.feedBackendHandshake(early);
+  }
+
+  private onBackendData(chunk: Buffer): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    this.touch();
+    if (this.state === 'relaying') return this.sendToClient(chunk);
+    if (this.backendHs) return this.feedBackendHandshake(chunk);
+    this.earlyBackend.push(chunk);
+    this.earlyBackendBytes += chunk.length;
+    if (this.earlyBackendBytes > MAX_EARLY_BACKEND_BYTES) {
+      this.finish('BACKEND_PROTOCOL', `backend sent ${this.earlyBackendBytes} bytes before its handshake could start`);
+    }
+  }
+
+  private feedBackendHandshake(chunk: Uint8Array): void {
+    const hs = this.backendHs as ClientHandshake;
+    let step: ReturnType<ClientHandshake['feed']>;
+    try {
+      step = hs.feed(chunk);
+    } catch (err) {
+      if (!(err instanceof RfbError)) throw err;
+      const name: CloseCodeName = err.code === 'RFB_AUTH_FAILED' ? 'BACKEND_AUTH_FAILED' : 'BACKEND_PROTOCOL';
+      return this.finish(name, `backend handshake (${hs.phase}): ${err.code}: ${err.message}`, 'destroy');
+    }
+    for (const b of step.send) this.writeBackend(b);
+    if (step.startTls) return this.startTls(step.startTls);
+    if (step.done) this.onBackendReady(step.done);
+  }
+
+  /**
+   * VeNCrypt: wrap the TCP socket in TLS. The certificate must chain to the endpoint's CA (TLS ≥ 1.2);
+   * the name is checked only when a servername is configured. TLS failures are BACKEND_PROTOCOL.
+   */
+  private startTls(req: StartTlsRequest): void {
+    const raw = this.socket as Socket;
+    raw.removeAllListeners('data');
+    raw.removeAllListeners('drain');
+    raw.removeAllListeners('error');
+    raw.removeAllListeners('close');
+    raw.on('error', () => undefined); // reported through the TLS socket
+    const secure = tlsConnect({
+      socket: raw,
+      ca: req.tls.ca,
+      cert: req.tls.cert,
+      key: req.tls.key,
+      minVersion: 'TLSv1.2',
+      ...(req.tls.servername ? { servername: req.tls.servername } : { checkServerIdentity: () => undefined }),
+    });
+    this.socket = secure;
+    this.tlsPending = true;
+    secure.once('secureConnect', () =>
+      this.guard(() => {
+        this.tlsPending = false;
+        this.log({ protocol: secure.getProtocol(), subtype: req.subtype }, 'backend TLS established');
+        (this.backendHs as ClientHandshake).tlsEstablished();
+      }),
+    );
+    this.attachBackend(secure);
+  }
+
+  private onBackendReady(done: ClientHandshakeResult): void {
+    this.transition('relaying');
+    this.clearTimer('handshake');
+    const init = done.serverInit;
+    this.log({ version: done.version, securityType: done.securityType, width: init.width, height: init.height }, 'backend handshake done');
+    this.sendToClient(done.serverInitBytes);
+    if (done.rest.length > 0) this.sendToClient(done.rest);
+    const queued = this.toBackendQueue;
+    this.toBackendQueue = [];
+    for (const b of queued) this.writeBackend(b);
+    if (this.state !== 'relaying') return;
+    if (!this.wsPausedForBackend) this.ws.resume();
+    this.armIdleTimer();
+    this.hooks.onRelaying?.();
+  }
+
+  private writeBackend(b: Uint8Array): void {
+    const socket = this.socket;
+    if (!socket || socket.destroyed) return;
+    this.bytesToBackend += b.length;
+    const flushed = socket.write(b);
+    if (socket.writableLength > this.opts.maxBufferedBytes) {
+      this.finish('SLOW_CONSUMER', `${socket.writableLength} bytes waiting for the backend (limit ${this.opts.maxBufferedBytes})`);
+    } else if (!flushed && !this.wsPausedForBackend && this.state === 'relaying') {
+      this.wsPausedForBackend = true;
+      this.ws.pause();
+      this.armStallTimer();
+    }
+  }
+
+  private onBackendDrain(): void {
+    if (!this.wsPausedForBackend) return;
+    this.wsPausedForBackend = false;
+    if (this.state === 'relaying') this.ws.resume();
+    this.armStallTimer();
+  }
+
+  private onBackendError(err: NodeJS.ErrnoException): void {
+    if (this.tlsPending) {
+      return this.finish('BACKEND_PROTOCOL', `backend TLS handshake: ${err.code ?? ''} ${err.message}`.trim(), 'destroy');
+    }
+    if (!this.backendConnected) {
+      return this.finish('BACKEND_UNREACHABLE', `connect to ${this.target.host}:${this.target.port}: ${err.code ?? err.message}`);
+    }
+    this.finish('BACKEND_CLOSED', `backend socket error: ${err.code ?? err.message}`);
+  }
+
+  private onBackendClose(): void {
+    this.socketClosed = true;
+    if (this.state === 'connecting') {
+      this.finish('BACKEND_UNREACHABLE', `connect to ${this.target.host}:${this.target.port} failed`);
+    } else if (this.state === 'handshaking') {
+      const phase = this.backendHs ? `backend handshake (${this.backendHs.phase})` : 'waiting for the browser handshake';
+      this.finish('BACKEND_CLOSED', `backend closed during ${phase}`);
+    } else if (this.state === 'relaying') {
+      this.finish('BACKEND_CLOSED', 'backend closed the connection');
+    }
+    this.maybeClosed();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Timers
+
+  private touch(): void {
+    this.lastActivity = Date.now();
+  }
+
+  private armIdleTimer(): void {
+    const wait = Math.max(0, this.lastActivity + this.opts.idleTimeoutMs - Date.now());
+    this.setTimer('idle', wait, () => {
+      if (Date.now() - this.lastActivity >= this.opts.idleTimeoutMs) {
+        this.finish('IDLE_TIMEOUT', `no traffic for ${this.opts.idleTimeoutMs} ms`);
+      } else {
+        this.armIdleTimer();
+      }
+    });
+  }
+
+  /** Runs while either direction is paused by backpressure. */
+  private armStallTimer(): void {
+    const paused = this.state === 'relaying' && (this.backendPaused || this.wsPausedForBackend);
+    if (!paused) return this.clearTimer('stall');
+    if (this.timers.stall) return;
+    const ms = this.opts.writeStallTimeoutMs ?? DEFAULT_WRITE_STALL_TIMEOUT_MS;
+    const who = this.backendPaused ? 'browser' : 'backend';
+    this.setTimer('stall', ms, () => this.finish('SLOW_CONSUMER', `${who} did not accept data for ${ms} ms`));
+  }
+
+  private handshakeWaitingFor(): string {
+    if (!this.browserInit) return `browser handshake not finished (${this.browserHs.phase})`;
+    if (!this.backendConnected) return 'backend not connected';
+    return `backend handshake not finished (${this.backendHs?.phase ?? 'not started'})`;
+  }
+
+  private setTimer(name: keyof ConsoleSession['timers'], ms: number, fn: () => void): void {
+    this.clearTimer(name);
+    const t = setTimeout(() => {
+      delete this.timers[name];
+      this.guard(fn);
+    }, ms);
+    t.unref();
+    this.timers[name] = t;
+  }
+
+  private clearTimer(name: keyof ConsoleSession['timers']): void {
+    const t = this.timers[name];
+    if (t) clearTimeout(t);
+    delete this.timers[name];
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Lifecycle
+
+  private transition(to: SessionState): void {
+    if (!TRANSITIONS[this.state].includes(to)) {
+      throw new Error(`console session: illegal transition ${this.state} → ${to}`);
+    }
+    this.state = to;
+  }
+
+  private finish(name: CloseCodeName, detail: string, backend: 'end' | 'destroy' = 'end'): void {
+    this.finishWith(CloseCode[name], CloseReason[name], detail, backend);
+  }
+
+  /** Enters `closing` with this code/reason (first cause wins) and starts closing both sides. */
+  private finishWith(code: number, reason: string, detail: string, backend: 'end' | 'destroy' = 'end'): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    this.transition('closing');
+    this.end = { code, reason, detail };
+    for (const name of ['connect', 'handshake', 'idle', 'maxDuration', 'stall'] as const) this.clearTimer(name);
+    this.log({ code, reason, detail }, 'console session closing');
+
+    if (this.ws.readyState === WS_OPEN) {
+      try {
+        this.ws.close(code, reason);
+      } catch (err) {
+        // An invalid code from an outside caller must still end the session.
+        this.log({ err: String(err) }, 'websocket close failed; terminating');
+        this.ws.terminate();
+      }
+    }
+    // Read the browser's close frame (and let paused data go) so the close handshake can finish.
+    this.ws.resume();
+
+    const socket = this.socket;
+    if (socket && !this.socketClosed) {
+      if (backend === 'destroy' || !this.backendConnected) socket.destroy();
+      else {
+        socket.end();
+        socket.resume(); // discard what the server still sends until it closes too
+      }
+    }
+    this.setTimer('close', this.opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS, () => {
+      this.log({}, 'close timeout: destroying both sides');
+      this.ws.terminate();
+      socket?.destroy();
+      this.wsClosed = true;
+      this.socketClosed = true;
+      this.maybeClosed();
+    });
+    this.maybeClosed();
+  }
+
+  private maybeClosed(): void {
+    if (this.state !== 'closing') return;
+    if (!this.wsClosed || !(this.socketClosed || !this.socket)) return;
+    this.clearTimer('close');
+    this.transition('closed');
+    const end = this.end as { code: number; reason: string; detail?: string };
+    this.hooks.onEnd({ ...end, bytesToClient: this.bytesToClient, bytesToBackend: this.bytesToBackend });
+  }
+
+  /** Event handlers run inside this: a bug here ends the session as INTERNAL instead of crashing. */
+  private guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      const detail = err instanceof Error ? (err.stack ?? err.message) : String(err);
+      this.log({ err: detail }, 'console session internal error');
+      if (this.state !== 'closing' && this.state !== 'closed') {
+        try {
+          this.finish('INTERNAL', detail, 'destroy');
+        } catch {
+          /* already reported */
+        }
+      }
+    }
+  }
+
+  private log(obj: object, msg: string): void {
+    this.hooks.log?.(obj, msg);
+  }
+}
+
+function toBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}
