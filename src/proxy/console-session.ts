@@ -6,8 +6,9 @@
  *
  * Flow: the greeting goes to the browser at once while the backend is dialled (connect timeout);
  * once the browser's ClientInit is in (its shared flag, forced to 1 for shared/view-only sessions),
- * the backend handshake runs on bytes buffered meanwhile; the backend's ServerInit is forwarded
- * verbatim, then bytes are relayed both ways (view-only: through ViewOnlyFilter).
+ * the backend handshake runs on bytes buffered meanwhile (None, VncAuth, or VeNCrypt X509None/X509Vnc,
+ * where the TCP socket is wrapped in TLS verified against the endpoint's CA); the backend's ServerInit
+ * is forwarded verbatim, then bytes are relayed both ways (view-only: through ViewOnlyFilter).
  *
  * Lifecycle (guarded; bad transitions throw): connecting → handshaking → relaying → closing → closed.
  * Every path into `closing` picks one close code + reason from close-codes.ts (the first cause wins),

@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect as netConnect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -540,6 +540,105 @@ describe('console session against TigerVNC Xvnc', { skip: haveXvnc ? false : 'Xv
     const c = await RfbTestClient.open(g.url());
     await expectClosed(g, c, 'BACKEND_PROTOCOL');
     await g.close();
+  });
+});
+
+const haveOpenssl = spawnSync('openssl', ['version']).status === 0;
+
+/** A throwaway CA and a server certificate for vnc.test / 127.0.0.1 signed by it (EC P-256). */
+function makeCerts(dir: string): { ca: string; otherCa: string; cert: string; key: string } {
+  const run = (...args: string[]) => {
+    const r = spawnSync('openssl', args, { cwd: dir });
+    assert.equal(r.status, 0, `openssl ${args[0]}: ${r.stderr?.toString()}`);
+  };
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  run('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=porthole-test-ca');
+  run('req', '-x509', ...ec, '-keyout', 'other.key', '-out', 'other.pem', '-days', '2', '-subj', '/CN=someone-else');
+  run('req', ...ec, '-keyout', 'srv.key', '-out', 'srv.csr', '-subj', '/CN=vnc.test');
+  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=DNS:vnc.test,IP:127.0.0.1\n');
+  run('x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'srv.pem', '-days', '2', '-extfile', 'ext.cnf');
+  return {
+    ca: readFileSync(join(dir, 'ca.pem'), 'utf8'),
+    otherCa: readFileSync(join(dir, 'other.pem'), 'utf8'),
+    cert: join(dir, 'srv.pem'),
+    key: join(dir, 'srv.key'),
+  };
+}
+
+describe('console session against Xvnc with VeNCrypt (X509None, X509Vnc)', { skip: haveXvnc && haveOpenssl ? false : 'Xvnc or openssl not installed' }, () => {
+  let xvnc: ChildProcess;
+  let dir: string;
+  let port: number;
+  let certs: ReturnType<typeof makeCerts>;
+  const ROOT: Rgb = { r: 0xc0, g: 0x30, b: 0x60 };
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'porthole-xvnc-tls-'));
+    certs = makeCerts(dir);
+    const pw = spawnSync('vncpasswd', ['-f'], { input: 'porthole' });
+    writeFileSync(join(dir, 'passwd'), pw.stdout, { mode: 0o600 });
+    const display = freeDisplay();
+    port = 5900 + display;
+    xvnc = spawn(
+      'Xvnc',
+      [
+        `:${display}`, '-interface', '127.0.0.1', '-nolisten', 'tcp', '-geometry', '160x120', '-depth', '24', '-UseBlacklist=0',
+        '-SecurityTypes', 'X509None,X509Vnc', '-X509Cert', certs.cert, '-X509Key', certs.key, '-rfbauth', join(dir, 'passwd'),
+      ],
+      { stdio: 'ignore' },
+    );
+    await waitForPort(port);
+    if (haveXsetroot) spawnSync('xsetroot', ['-solid', '#c03060', '-display', `:${display}`]);
+  });
+  after(() => {
+    xvnc?.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const gatewayFor = (credential: BackendTarget['credential']) => startGateway(() => ({ host: '127.0.0.1', port, credential }));
+
+  test('X509None: TLS verified against the CA, pixels arrive', async () => {
+    const g = await gatewayFor({ type: 'vencrypt', tls: { ca: certs.ca } });
+    const c = await RfbTestClient.connect(g.url());
+    await c.requestUpdate();
+    if (haveXsetroot) assert.ok(c.isSolid(ROOT));
+    const s = g.sessions[0] as Session;
+    assert.ok(s.logs.some((l) => l.msg === 'backend TLS established' && (l.obj as { subtype: number }).subtype === 260));
+    c.close();
+    await s.end;
+    await g.close();
+  });
+
+  test('X509Vnc with the name checked: password over TLS', async () => {
+    const g = await gatewayFor({ type: 'vencrypt', password: PASSWORD, tls: { ca: certs.ca, servername: 'vnc.test' } });
+    const c = await RfbTestClient.connect(g.url());
+    await c.requestUpdate();
+    assert.deepEqual([c.width, c.height], [160, 120]);
+    assert.ok((g.sessions[0] as Session).logs.some((l) => l.msg === 'backend TLS established' && (l.obj as { subtype: number }).subtype === 261));
+    c.close();
+    await (g.sessions[0] as Session).end;
+    await g.close();
+  });
+
+  test('X509Vnc with a wrong password: backend_auth_failed', async () => {
+    const g = await gatewayFor({ type: 'vencrypt', password: new TextEncoder().encode('wrong'), tls: { ca: certs.ca } });
+    const c = await RfbTestClient.open(g.url());
+    await expectClosed(g, c, 'BACKEND_AUTH_FAILED');
+    await g.close();
+  });
+
+  test('untrusted certificate or wrong name: backend_protocol_error, nothing sent in clear', async () => {
+    const g = await gatewayFor({ type: 'vencrypt', password: PASSWORD, tls: { ca: certs.otherCa } });
+    const c = await RfbTestClient.open(g.url());
+    const end = await expectClosed(g, c, 'BACKEND_PROTOCOL');
+    assert.match(end.detail ?? '', /TLS handshake/);
+    await g.close();
+
+    const g2 = await gatewayFor({ type: 'vencrypt', tls: { ca: certs.ca, servername: 'other.test' } });
+    const c2 = await RfbTestClient.open(g2.url());
+    const end2 = await expectClosed(g2, c2, 'BACKEND_PROTOCOL');
+    assert.match(end2.detail ?? '', /ERR_TLS_CERT_ALTNAME_INVALID/);
+    await g2.close();
   });
 });
 
