@@ -13,20 +13,28 @@ import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { withListeningPort, type Config } from './config/index.js';
 import { buildApi } from './api/app.js';
+import { MemoryRateLimitStore } from './api/ratelimit.js';
+import { AccessKeyService } from './domain/access-keys.js';
 import { AuditService } from './domain/audit.js';
 import { systemClock, type Clock } from './domain/clock.js';
 import { ConsoleService } from './domain/consoles.js';
-import { applyFleet, parseFleet } from './domain/fleet.js';
+import { applyFleet, deriveDomainId, parseFleet } from './domain/fleet.js';
 import { IamService } from './domain/iam.js';
 import { SecretBox } from './domain/secrets.js';
 import { SessionService } from './domain/sessions.js';
 import { createStore } from './store/index.js';
 import type { Store } from './store/types.js';
 import { createUpgradeHandler, type UpgradeHandler } from './proxy/upgrade.js';
+import { Prober } from './proxy/prober.js';
+import { LocalSessionControl } from './proxy/session-control.js';
+import { AdminAccess, DirectoryService } from './domain/directory.js';
+import { InventoryService } from './domain/inventory.js';
+import type { AdminServices } from './api/context.js';
 import { loadWebAssets } from './web/assets.js';
 import { startDemoDesktop, type DemoDesktop } from './demo/desktop.js';
 import { demoFleet, loadOrCreateDemoFacts, writeDemoFacts, type DemoFacts } from './demo/seed.js';
 import { logSerializers, redactPaths } from './observability/redact.js';
+import { GatewayMetrics, gatewayVersion } from './observability/metrics.js';
 import { CloseCode, CloseReason } from './close-codes.js';
 
 export interface Gateway {
@@ -37,15 +45,26 @@ export interface Gateway {
   upgrade: UpgradeHandler;
   consoles: ConsoleService;
   iam: IamService;
+  accessKeys: AccessKeyService;
   secrets: SecretBox;
   demo: { facts: DemoFacts; desktop: DemoDesktop } | null;
   log: Logger;
+  /** The console liveness prober (its first round runs at start; `runOnce()` for tests). */
+  prober: Prober;
+  /** The admin API's services. */
+  admin: AdminServices;
+  /** This instance's Prometheus registry and hooks (served at /metrics). */
+  metrics: GatewayMetrics;
+  /** Marks the node as draining: /readyz answers 503 so load balancers stop sending traffic. `close` does it first. */
+  drain(): void;
   /** Stops taking connections, ends live consoles with SHUTDOWN after `graceMs`, closes everything. */
   close(graceMs?: number): Promise<void>;
 }
 
 export interface StartOptions {
   logger?: Logger;
+  /** Where the gateway's own logger (config log level, serializers, redaction) writes; default stdout. Ignored with `logger`. */
+  logDestination?: pino.DestinationStream;
   clock?: Clock;
 }
 
@@ -65,8 +84,49 @@ function resolveMasterKey(config: Readonly<Config>, log: Logger): Buffer {
   return key;
 }
 
+/** How often a node writes the byte counts of its live sessions to the store (for `porthole session list` on any node). */
+export const SESSION_PROGRESS_INTERVAL_MS = 15_000;
+
+function recordSessionProgress(store: Store, upgrade: UpgradeHandler, log: Logger): NodeJS.Timeout {
+  const t = setInterval(() => {
+    for (const s of upgrade.live()) {
+      const b = s.bytes();
+      store.sessions.progress(s.id, { bytesToClient: b.toClient, bytesToBackend: b.toBackend }).catch((err: unknown) => log.debug({ err }, 'could not record session progress'));
+    }
+  }, SESSION_PROGRESS_INTERVAL_MS);
+  t.unref();
+  return t;
+}
+
+/**
+ * The admin API's services. Changing or deleting a machine revokes its tokens (in the services) and,
+ * with `console.end_sessions_on_change`, ends its live sessions here with 4007 `revoked`. On the
+ * embedded demo the demo domain is an operator domain, so its administrator can try every command.
+ */
+function adminServices(o: { config: Readonly<Config>; store: Store; secrets: SecretBox; clock: Clock; upgrade: UpgradeHandler; nodeId: string; log: Logger; demoDomain: string | null }): AdminServices {
+  const control = new LocalSessionControl(o.upgrade, o.nodeId);
+  const resourcesChanged = async (ids: string[]) => {
+    if (!o.config.console.endSessionsOnChange) return;
+    for (const id of ids) {
+      const n = await control.endResource(id, CloseCode.REVOKED, CloseReason.REVOKED);
+      if (n > 0) o.log.info({ resourceId: id, sessions: n }, 'machine changed: its live consoles were ended');
+    }
+  };
+  const access = new AdminAccess(o.store, [...o.config.operatorDomains, ...(o.demoDomain ? [o.demoDomain] : [])]);
+  return {
+    access,
+    directory: new DirectoryService(o.store, o.clock, access),
+    inventory: new InventoryService(o.store, o.secrets, o.clock, access, resourcesChanged),
+    secrets: o.secrets,
+    sessions: control,
+    nodeId: o.nodeId,
+    liveBytes: () => new Map(o.upgrade.live().map((s) => { const b = s.bytes(); return [s.id, { toClient: b.toClient, toBackend: b.toBackend }]; })),
+    resourcesChanged,
+  };
+}
+
 export async function startGateway(baseConfig: Readonly<Config>, opts: StartOptions = {}): Promise<Gateway> {
-  const log = opts.logger ?? pino({ level: baseConfig.logLevel, serializers: logSerializers, redact: { paths: redactPaths, censor: '[redacted]' } });
+  const log = opts.logger ?? pino({ level: baseConfig.logLevel, serializers: logSerializers, redact: { paths: redactPaths, censor: '[redacted]' } }, opts.logDestination);
   const clock = opts.clock ?? systemClock;
   mkdirSync(baseConfig.dataDir, { recursive: true, mode: 0o700 });
 
@@ -86,15 +146,20 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
   let demoDesktop: DemoDesktop | undefined;
   try {
     const masterKey = resolveMasterKey(config, log);
-    const secrets = new SecretBox(masterKey);
+    // Key ids are fingerprints, so every node opens what any node sealed; previous keys stay readable
+    // until `porthole key rotate` has re-sealed everything under the current one.
+    const secrets = SecretBox.forMasterKeys(masterKey, config.masterKeyPrevious);
     masterKey.fill(0);
-    store = await createStore(config);
+    store = await createStore(config, { onDatabaseError: (err) => log.warn({ err }, 'database connection error') });
     const audit = new AuditService(store, (err) => log.error({ err }, 'audit record failed'));
+    const nodeId = config.nodeId ?? `${os.hostname()}-${process.pid}`;
+    const version = gatewayVersion();
+    const metrics = new GatewayMetrics({ nodeId, version, store: store.dialect });
     const iam = new IamService(store, clock, { tokenTtlSeconds: config.iamTokenTtlSeconds, publicUrl: config.publicUrl });
     const consoles = new ConsoleService(store, secrets, clock, {
       publicUrl: config.publicUrl, tokenTtlSeconds: config.console.tokenTtlSeconds, lang: config.console.lang, defaultZone: config.console.defaultZone,
-    });
-    const nodeId = config.nodeId ?? `${os.hostname()}-${process.pid}`;
+    }, metrics.tokenEvents);
+    const accessKeys = new AccessKeyService(store, secrets, clock, iam);
     const sessions = new SessionService(store, audit, clock, nodeId);
     const recovered = await sessions.recover();
     if (recovered > 0) log.warn({ recovered }, 'closed console sessions left open by a previous run of this node');
@@ -104,31 +169,55 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
       const facts = loadOrCreateDemoFacts(config.dataDir, config.publicUrl);
       demoDesktop = await startDemoDesktop({ host: '127.0.0.1', port: 0, name: 'Porthole demo desktop', password: facts.vnc_password });
       await applyFleet(store, secrets, clock, demoFleet(facts, demoDesktop.host, demoDesktop.port));
+      // One AK/SK for the demo user, kept across restarts in demo.json and the store.
+      const demoUser = await store.identity.findUserByName(deriveDomainId(facts.domain), facts.user);
+      if (demoUser) {
+        const key = await accessKeys.ensureKey(demoUser.id, facts.ak, facts.sk, 'Porthole demo key');
+        facts.ak = key.ak;
+        facts.sk = key.sk;
+      }
       writeDemoFacts(config.dataDir, facts);
       demo = { facts, desktop: demoDesktop };
     }
     if (config.fleet) {
       const spec = parseFleet(readFileSync(config.fleet, 'utf8'), path.basename(config.fleet));
       const res = await applyFleet(store, secrets, clock, spec);
-      log.info({ fleet: config.fleet, ...res, revokedResources: res.revokedResources.length }, 'fleet applied');
+      log.info({ fleet: config.fleet, created: res.created, updated: res.updated, unchanged: res.unchanged, revokedResources: res.revokedResources.length }, 'fleet applied');
     }
 
     const web = loadWebAssets();
-    const upgrade = createUpgradeHandler({ config, consoles, sessions, log });
-    const app = await buildApi({ config, store, iam, consoles, audit, web }, {
+    const upgrade = createUpgradeHandler({ config, consoles, sessions, log, metrics });
+    metrics.trackLive(() => upgrade.live());
+    const admin = adminServices({ config, store, secrets, clock, upgrade, nodeId, log, demoDomain: demo?.facts.domain ?? null });
+    let draining = false;
+    const app = await buildApi({ config, store, iam, consoles, audit, web, accessKeys, rateLimits: new MemoryRateLimitStore(), clock, admin }, {
       logger: log,
+      metrics,
+      health: { nodeId, version, draining: () => draining },
       serverFactory: (handler) => { server.on('request', handler); return server; },
     });
     server.on('upgrade', (req, socket, head) => upgrade.handle(req, socket, head));
     await app.ready();
     log.info({ url: config.publicUrl, nodeId, store: store.dialect }, 'porthole listening');
+    const prober = new Prober(store, clock, log, {
+      intervalMs: config.probe.intervalSeconds * 1000, timeoutMs: config.probe.timeoutMs, concurrency: config.probe.concurrency, nodeId,
+    });
+    prober.start();
+    const progress = recordSessionProgress(store, upgrade, log);
 
     const finalStore = store;
     let closing: Promise<void> | undefined;
     return {
-      config, url: config.publicUrl, app, store, upgrade, consoles, iam, secrets, demo, log,
+      config, url: config.publicUrl, app, store, upgrade, consoles, iam, accessKeys, secrets, demo, log, metrics, prober, admin,
+      drain() {
+        if (!draining) log.info('draining: /readyz now answers 503');
+        draining = true;
+      },
       close(graceMs = 0) {
         closing ??= (async () => {
+          draining = true;
+          clearInterval(progress);
+          await prober.stop();
           server.close();
           if (graceMs > 0) await upgrade.drained(graceMs);
           upgrade.closeSessions(CloseCode.SHUTDOWN, CloseReason.SHUTDOWN);
