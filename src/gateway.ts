@@ -26,7 +26,16 @@ import { createStore } from './store/index.js';
 import type { Store } from './store/types.js';
 import { createUpgradeHandler, type UpgradeHandler } from './proxy/upgrade.js';
 import { Prober } from './proxy/prober.js';
-import { LocalSessionControl } from './proxy/session-control.js';
+import { ClusterSessionControl, LocalSessionControl } from './proxy/session-control.js';
+import type { SessionControl } from './domain/session-control.js';
+import { NodeMembership } from './domain/nodes.js';
+import { StoreLockoutPort } from './domain/access-keys.js';
+import type { EventBus } from './store/types.js';
+import { openRedis, type RedisConnection } from './store/redis/connection.js';
+import { RedisRateLimitStore } from './store/redis/ratelimit.js';
+import { RedisLockoutStore } from './store/redis/lockout.js';
+import { RedisEventBus } from './store/redis/events.js';
+import { PostgresEventBus } from './store/postgres/events.js';
 import { AdminAccess, DirectoryService } from './domain/directory.js';
 import { InventoryService } from './domain/inventory.js';
 import type { AdminServices } from './api/context.js';
@@ -36,6 +45,8 @@ import { demoFleet, loadOrCreateDemoFacts, writeDemoFacts, type DemoFacts } from
 import { logSerializers, redactPaths } from './observability/redact.js';
 import { GatewayMetrics, gatewayVersion } from './observability/metrics.js';
 import { CloseCode, CloseReason } from './close-codes.js';
+import { ASSISTANCE_TICK_MS, AssistanceService, type LocalHelperSessions } from './domain/assistance.js';
+import { NO_SESSIONS } from './domain/session-control.js';
 
 export interface Gateway {
   config: Readonly<Config>;
@@ -53,10 +64,14 @@ export interface Gateway {
   prober: Prober;
   /** The admin API's services. */
   admin: AdminServices;
+  /** Remote assistance (share spaces, helpers, the console pages' channel). */
+  assistance: AssistanceService;
   /** This instance's Prometheus registry and hooks (served at /metrics). */
   metrics: GatewayMetrics;
-  /** Marks the node as draining: /readyz answers 503 so load balancers stop sending traffic. `close` does it first. */
+  /** Marks the node as draining: /readyz, new consoles and API calls answer 503 so load balancers stop sending traffic. `close` does it first. */
   drain(): void;
+  /** Scale-out parts: this node's membership (heartbeats, reaping lost nodes), the cross-node bus and Redis (null when not used). */
+  cluster: { nodeId: string; membership: NodeMembership; bus: EventBus | null; redis: RedisConnection | null; sessions: SessionService };
   /** Stops taking connections, ends live consoles with SHUTDOWN after `graceMs`, closes everything. */
   close(graceMs?: number): Promise<void>;
 }
@@ -84,6 +99,17 @@ function resolveMasterKey(config: Readonly<Config>, log: Logger): Buffer {
   return key;
 }
 
+/** A log function for errors that repeat while something is down: the first, then at most one a minute. */
+function throttledLog(log: Logger, msg: string): (err: Error) => void {
+  let last = 0;
+  return (err) => {
+    const now = Date.now();
+    if (now - last < 60_000) return;
+    last = now;
+    log.warn({ err }, msg);
+  };
+}
+
 /** How often a node writes the byte counts of its live sessions to the store (for `porthole session list` on any node). */
 export const SESSION_PROGRESS_INTERVAL_MS = 15_000;
 
@@ -99,12 +125,41 @@ function recordSessionProgress(store: Store, upgrade: UpgradeHandler, log: Logge
 }
 
 /**
+ * Remote assistance's per-node tick (domain/assistance.ts): expiry, and this node's helper sessions
+ * brought in line with the store (mode, removal, closed spaces), which is how a change made on another
+ * node reaches them even without a cluster bus.
+ */
+function startAssistanceTicks(assistance: AssistanceService, upgrade: UpgradeHandler, log: Logger): NodeJS.Timeout {
+  const helpers = () => upgrade.live().filter((s) => s.purpose === 'assist-viewer' || s.purpose === 'assist-control');
+  const local: LocalHelperSessions = {
+    list: () => helpers().map((s) => ({ sessionId: s.id, viewOnly: s.viewOnly?.() ?? true })),
+    setViewOnly: (id, on) => helpers().find((s) => s.id === id)?.setViewOnly(on),
+    close: (id, code, reason) => { upgrade.closeSessions(code, reason, { sessionId: id }); },
+  };
+  let running = false;
+  const t = setInterval(() => {
+    if (running) return;
+    running = true;
+    assistance.tick(local).catch((err: unknown) => log.warn({ err }, 'remote assistance tick failed')).finally(() => { running = false; });
+  }, ASSISTANCE_TICK_MS);
+  t.unref();
+  return t;
+}
+
+/**
  * The admin API's services. Changing or deleting a machine revokes its tokens (in the services) and,
  * with `console.end_sessions_on_change`, ends its live sessions here with 4007 `revoked`. On the
  * embedded demo the demo domain is an operator domain, so its administrator can try every command.
  */
-function adminServices(o: { config: Readonly<Config>; store: Store; secrets: SecretBox; clock: Clock; upgrade: UpgradeHandler; nodeId: string; log: Logger; demoDomain: string | null }): AdminServices {
-  const control = new LocalSessionControl(o.upgrade, o.nodeId);
+function adminServices(o: { config: Readonly<Config>; store: Store; secrets: SecretBox; clock: Clock; upgrade: UpgradeHandler; nodeId: string; log: Logger; demoDomain: string | null; bus?: EventBus | null }): AdminServices {
+  const local = new LocalSessionControl(o.upgrade, o.nodeId);
+  // With several nodes, commands for a session reach the node relaying it over the cluster bus.
+  let control: SessionControl = local;
+  if (o.bus) {
+    const cluster = new ClusterSessionControl(local, o.upgrade, o.bus, o.nodeId, { log: (obj, msg) => o.log.info(obj, msg) });
+    cluster.start();
+    control = cluster;
+  }
   const resourcesChanged = async (ids: string[]) => {
     if (!o.config.console.endSessionsOnChange) return;
     for (const id of ids) {
@@ -144,6 +199,8 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
 
   let store: Store | undefined;
   let demoDesktop: DemoDesktop | undefined;
+  let redis: RedisConnection | null = null;
+  let bus: EventBus | null = null;
   try {
     const masterKey = resolveMasterKey(config, log);
     // Key ids are fingerprints, so every node opens what any node sealed; previous keys stay readable
@@ -159,8 +216,37 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     const consoles = new ConsoleService(store, secrets, clock, {
       publicUrl: config.publicUrl, tokenTtlSeconds: config.console.tokenTtlSeconds, lang: config.console.lang, defaultZone: config.console.defaultZone,
     }, metrics.tokenEvents);
-    const accessKeys = new AccessKeyService(store, secrets, clock, iam);
+    // Redis (optional): shared throttling counters, AK lockouts and the cross-node bus. Without it on
+    // PostgreSQL the bus is LISTEN/NOTIFY; on SQLite (one node) there is none.
+    const redisLog = throttledLog(log, 'redis unreachable; throttling counts per node and lockouts use the database until it answers');
+    if (config.redisUrl) redis = await openRedis(config.redisUrl, { prefix: config.redisKeyPrefix, onError: redisLog, connectionName: `porthole/${nodeId}` });
+    if (redis) bus = await RedisEventBus.open(redis, (why) => log.warn({ why }, 'ignored a malformed cluster message'));
+    else if (store.dialect === 'postgres' && config.databaseUrl) {
+      bus = await PostgresEventBus.open(config.databaseUrl, {
+        applicationName: `porthole-events/${nodeId}`.slice(0, 63),
+        onError: throttledLog(log, 'cluster event channel (PostgreSQL LISTEN) lost; reconnecting'),
+        onReconnect: () => log.info('cluster event channel (PostgreSQL LISTEN) reconnected'),
+      });
+    }
+    const lockoutState = redis ? new RedisLockoutStore(redis, new StoreLockoutPort(store, clock), redisLog) : undefined;
+    const accessKeys = new AccessKeyService(store, secrets, clock, iam, lockoutState);
     const sessions = new SessionService(store, audit, clock, nodeId);
+    const address = `${config.host.includes(':') ? `[${config.host}]` : config.host === '0.0.0.0' || config.host === '::' ? os.hostname() : config.host}:${port}`;
+    let draining = false;
+    let upgradeRef: UpgradeHandler | undefined;
+    const membership = new NodeMembership(store, clock, {
+      nodeId, address, version, heartbeatMs: config.cluster.heartbeatSeconds * 1000, nodeTimeoutMs: config.cluster.nodeTimeoutSeconds * 1000,
+    }, {
+      liveSessionIds: () => upgradeRef?.live().map((x) => x.id) ?? [],
+      draining: () => draining,
+      afterHeartbeat: async () => {
+        if (sessions.pendingEnds() === 0) return;
+        const left = await sessions.retryPending().catch(() => sessions.pendingEnds());
+        log.info({ pending: left }, 'recorded console session ends kept during a database outage');
+      },
+      log,
+    });
+    await membership.register();
     const recovered = await sessions.recover();
     if (recovered > 0) log.warn({ recovered }, 'closed console sessions left open by a previous run of this node');
 
@@ -186,11 +272,22 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     }
 
     const web = loadWebAssets();
-    const upgrade = createUpgradeHandler({ config, consoles, sessions, log, metrics });
+    // Remote assistance needs the session control, built after the upgrade handler that needs it: resolved when used.
+    const late: { admin?: AdminServices } = {};
+    const assistance = new AssistanceService({
+      store, secrets, clock, audit, consoles, control: () => late.admin?.sessions ?? NO_SESSIONS, log: (obj, msg) => log.info(obj, msg),
+    }, {
+      ttlSeconds: config.assistance.ttlSeconds, privateShareUrl: config.assistance.privateShareUrl ?? config.publicUrl,
+      internetShareUrl: config.assistance.internetShareUrl ?? config.publicUrl, maxJoinFailures: config.assistance.joinMaxFailures,
+      lockoutSeconds: config.assistance.joinLockoutSeconds, maxSessionSeconds: config.console.maxSessionSeconds,
+    });
+    const upgrade = createUpgradeHandler({ config, consoles, sessions, log, metrics, assistance });
+    upgradeRef = upgrade;
     metrics.trackLive(() => upgrade.live());
-    const admin = adminServices({ config, store, secrets, clock, upgrade, nodeId, log, demoDomain: demo?.facts.domain ?? null });
-    let draining = false;
-    const app = await buildApi({ config, store, iam, consoles, audit, web, accessKeys, rateLimits: new MemoryRateLimitStore(), clock, admin }, {
+    const admin = adminServices({ config, store, secrets, clock, upgrade, nodeId, log, demoDomain: demo?.facts.domain ?? null, bus });
+    late.admin = admin;
+    const rateLimits = redis ? new RedisRateLimitStore(redis, new MemoryRateLimitStore(), redisLog) : new MemoryRateLimitStore();
+    const app = await buildApi({ config, store, iam, consoles, audit, web, accessKeys, rateLimits, clock, admin, assistance }, {
       logger: log,
       metrics,
       health: { nodeId, version, draining: () => draining },
@@ -198,32 +295,54 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     });
     server.on('upgrade', (req, socket, head) => upgrade.handle(req, socket, head));
     await app.ready();
-    log.info({ url: config.publicUrl, nodeId, store: store.dialect }, 'porthole listening');
+    log.info({ url: config.publicUrl, address, nodeId, store: store.dialect, redis: redis !== null, bus: bus?.kind ?? null }, 'porthole listening');
+    membership.start();
     const prober = new Prober(store, clock, log, {
       intervalMs: config.probe.intervalSeconds * 1000, timeoutMs: config.probe.timeoutMs, concurrency: config.probe.concurrency, nodeId,
     });
     prober.start();
     const progress = recordSessionProgress(store, upgrade, log);
+    const assistTicks = startAssistanceTicks(assistance, upgrade, log);
 
     const finalStore = store;
+    const finalBus = bus;
+    const finalRedis = redis;
     let closing: Promise<void> | undefined;
+    const drain = () => {
+      if (!draining) log.info({ live: upgrade.live().length }, 'draining: /readyz, new consoles and API calls answer 503; live consoles go on');
+      draining = true;
+      upgrade.stopAccepting();
+      void membership.tick(); // tell the other nodes now, not at the next heartbeat
+    };
     return {
-      config, url: config.publicUrl, app, store, upgrade, consoles, iam, accessKeys, secrets, demo, log, metrics, prober, admin,
-      drain() {
-        if (!draining) log.info('draining: /readyz now answers 503');
-        draining = true;
-      },
+      config, url: config.publicUrl, app, store, upgrade, consoles, iam, accessKeys, secrets, demo, log, metrics, prober, admin, assistance,
+      cluster: { nodeId, membership, bus, redis, sessions },
+      drain,
       close(graceMs = 0) {
         closing ??= (async () => {
-          draining = true;
+          // Keep listening through the grace period: new connections get 503s (readiness, API,
+          // upgrades) instead of connection refused, and live consoles run on.
+          drain();
           clearInterval(progress);
+          clearInterval(assistTicks);
           await prober.stop();
-          server.close();
-          if (graceMs > 0) await upgrade.drained(graceMs);
-          upgrade.closeSessions(CloseCode.SHUTDOWN, CloseReason.SHUTDOWN);
+          if (graceMs > 0 && upgrade.live().length > 0) {
+            log.info({ live: upgrade.live().length, graceMs }, 'waiting for live consoles to end');
+            await upgrade.drained(graceMs);
+          }
+          const ended = upgrade.closeSessions(CloseCode.SHUTDOWN, CloseReason.SHUTDOWN);
+          if (ended > 0) log.info({ sessions: ended }, 'closed the remaining consoles (4010 shutdown)');
           await upgrade.drained(2000);
+          server.close();
+          await membership.stop();
+          // Session ends a database outage kept back: one last try. What still fails is closed by a
+          // surviving node's reaper once this node's row is gone or stale.
+          await sessions.retryPending().catch((err: unknown) => log.warn({ err, pending: sessions.pendingEnds() }, 'could not record every session end'));
+          await membership.deregister().catch((err: unknown) => log.warn({ err }, 'could not remove this node from the nodes table'));
           await app.close();
           server.closeAllConnections();
+          await finalBus?.close().catch(() => undefined);
+          await finalRedis?.close().catch(() => undefined);
           await demoDesktop?.close();
           await finalStore.close();
         })();
@@ -232,6 +351,8 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     };
   } catch (err) {
     server.close();
+    await bus?.close().catch(() => undefined);
+    await redis?.close().catch(() => undefined);
     await demoDesktop?.close().catch(() => undefined);
     await store?.close().catch(() => undefined);
     throw err;

@@ -1,17 +1,24 @@
 /**
  * `porthole` entry point. `porthole serve` (the default) loads the configuration and starts a gateway
- * node; on the embedded default it also prints how to reach the demo console. SIGTERM/SIGINT stop
- * taking new consoles, end live ones with a reason the page shows, and exit.
+ * node; on the embedded default it also prints how to reach the demo console. SIGTERM/SIGINT drain
+ * the node: readiness, new consoles and API calls answer 503 at once, live consoles may run on for
+ * `drain.grace_seconds`, then they are closed with 4010 shutdown (the page says why) and the process
+ * exits. A second signal ends the grace at once.
  * Exit codes: 0 clean stop, 1 runtime failure, 2 bad configuration or usage.
+ * `porthole <noun> <verb>` (domain, project, user, …, apply, key, login; `porthole help`) manages a
+ * running gateway through its admin API instead (src/cli/, with its own documented exit codes).
  */
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
 import { loadConfig, KEYS, configKeyNames } from './config/index.js';
 import { FleetError } from './domain/fleet.js';
 import { startGateway, type Gateway } from './gateway.js';
+import { CloseCode, CloseReason } from './close-codes.js';
+import { CLI_NOUNS, runCli } from './cli/index.js';
 
 const USAGE = `usage: porthole [serve] [--config FILE] [--fleet FILE] [--port N] [--host ADDR] [--public-url URL] ...
        porthole --help | --version
+       porthole <noun> <verb> …   manage a running gateway (domains, projects, users, machines, fleet files, keys): porthole help
 
 Every configuration key is also a flag and a PORTHOLE_* environment variable:
 ${Object.entries(KEYS).map(([k, s]) => `  ${configKeyNames.flagName(k).padEnd(34)} ${configKeyNames.envName(k).padEnd(40)} ${s.help}`).join('\n')}
@@ -54,7 +61,16 @@ function banner(gw: Gateway): string {
   return lines.join('\n');
 }
 
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] !== undefined && CLI_NOUNS.has(argv[0])) {
+    return runCli(argv, { env: process.env, stdout: process.stdout, stderr: process.stderr, readStdin, readFile: (f) => readFileSync(f, 'utf8') });
+  }
   if (argv.includes('--help') || argv.includes('-h')) { process.stdout.write(USAGE); return 0; }
   if (argv.includes('--version')) {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -76,10 +92,15 @@ async function main(argv: string[]): Promise<number> {
   return new Promise((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
-      if (stopping) return;
+      if (stopping) {
+        gw.log.info({ signal }, 'second signal: closing live consoles now');
+        gw.upgrade.closeSessions(CloseCode.SHUTDOWN, CloseReason.SHUTDOWN);
+        return;
+      }
       stopping = true;
-      gw.log.info({ signal }, 'stopping');
-      gw.close(0).then(() => resolve(0), (err: unknown) => { gw.log.error({ err }, 'error while stopping'); resolve(1); });
+      const graceMs = gw.config.drain.graceSeconds * 1000;
+      gw.log.info({ signal, graceMs, live: gw.upgrade.live().length }, 'stopping');
+      gw.close(graceMs).then(() => resolve(0), (err: unknown) => { gw.log.error({ err }, 'error while stopping'); resolve(1); });
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));

@@ -17,13 +17,33 @@ import { registerIamRoutes } from './routes/iam.js';
 import { registerCredentialRoutes } from './routes/credentials.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerConsoleRoutes } from './routes/consoles.js';
+import { registerListRoutes } from './routes/lists.js';
+import { registerAdminDirectoryRoutes } from './routes/admin-directory.js';
+import { registerAdminInventoryRoutes } from './routes/admin-inventory.js';
+import { registerAdminConsoleRoutes } from './routes/admin-consoles.js';
+import { registerAdminNodeRoutes } from './routes/admin-nodes.js';
+import { isStoreUnavailable } from '../store/errors.js';
 import { registerWebRoutes } from './routes/web.js';
+import { registerAssistanceRoutes } from './routes/assistance.js';
+import { registerOpsRoutes, type HealthSource } from './routes/ops.js';
+import { trackRoutes } from './openapi.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
 
 export interface BuildApiOptions {
   logger: Logger;
   serverFactory?: FastifyServerFactory;
   aksk?: AkSkAuthenticator;
+  /** Serves /metrics and records API latency and throttling. */
+  metrics?: GatewayMetrics;
+  /** Node facts and the draining flag for /healthz and /readyz. */
+  health?: HealthSource;
 }
+
+/** What API clients read during a database outage (503 APIGW.0613). */
+export const STORE_UNAVAILABLE_MESSAGE = 'The service is temporarily unavailable: the gateway cannot reach its database. Retry in a few seconds.';
+
+/** Paths a draining node still answers: health, readiness and metrics. */
+const DRAIN_EXEMPT = new Set(['/healthz', '/readyz', '/metrics']);
 
 /** Maps Fastify's own client errors (body too large, bad content length…) to our kinds. */
 function fromFastifyError(err: { code?: string; statusCode?: number; message?: string }): ApiError {
@@ -59,13 +79,28 @@ export async function buildApi(ctx: ApiContext, opts: BuildApiOptions): Promise<
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
+  // Before any route: every registered route is checked against the OpenAPI document by a test.
+  trackRoutes(app);
+
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
   });
 
+  // A draining node (SIGTERM) refuses every API call before doing anything, so a load balancer can
+  // send it to another node; only the operations endpoints answer until the node exits.
+  const health = opts.health;
+  if (health) {
+    app.addHook('onRequest', async (req, reply) => {
+      if (!health.draining() || DRAIN_EXEMPT.has((req.url.split('?')[0] ?? ''))) return;
+      reply.header('connection', 'close');
+      throw new ApiError('unavailable', 'This gateway node is shutting down; send the request again (another node answers it).', { headers: { 'retry-after': '1' } });
+    });
+  }
+
   app.addHook('onResponse', async (req, reply) => {
     const action = req.routeOptions.config?.action;
     req.log.info({ method: req.method, url: redactUrl(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    opts.metrics?.apiRequest(req.method, req.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000);
     if (!action || req.url.startsWith('/vnc/')) return;
     const p = req.principal;
     const ok = reply.statusCode < 400;
@@ -84,9 +119,15 @@ export async function buildApi(ctx: ApiContext, opts: BuildApiOptions): Promise<
 
   app.setErrorHandler((err, req, reply) => {
     const service = serviceOf(req);
-    const apiErr = err instanceof ApiError ? err : fromFastifyError(err as { code?: string; statusCode?: number });
+    // A database outage is a 503 APIGW.0613 on every route, whatever was asked; the cause goes to the log.
+    const apiErr = err instanceof ApiError ? err
+      : isStoreUnavailable(err) ? new ApiError('unavailable', STORE_UNAVAILABLE_MESSAGE, { cause: err, headers: { 'retry-after': '5' } })
+      : fromFastifyError(err as { code?: string; statusCode?: number });
     const code = apiErr.codeFor(service);
-    if (apiErr.kind === 'internal' || !(err instanceof ApiError)) {
+    if (apiErr.kind === 'rate_limited') opts.metrics?.apiThrottled(service, req.routeOptions.url);
+    if (apiErr.kind === 'unavailable' && !(err instanceof ApiError)) {
+      req.log.warn({ reqId: req.id, err, url: redactUrl(req.url) }, 'request failed: database unreachable');
+    } else if (apiErr.kind === 'internal' || !(err instanceof ApiError)) {
       req.log.error({ reqId: req.id, err, url: redactUrl(req.url) }, 'request failed');
     } else if (err.cause !== undefined) {
       req.log.warn({ reqId: req.id, code, cause: err.cause }, 'request refused');
@@ -108,15 +149,15 @@ export async function buildApi(ctx: ApiContext, opts: BuildApiOptions): Promise<
   registerCredentialRoutes(app, ctx, authenticate);
   registerAdminRoutes(app, ctx, authenticate);
   registerConsoleRoutes(app, ctx, authenticate);
+  registerListRoutes(app, ctx, authenticate);
+  if (ctx.admin) {
+    registerAdminDirectoryRoutes(app, ctx, authenticate);
+    registerAdminInventoryRoutes(app, ctx, authenticate);
+    registerAdminConsoleRoutes(app, ctx, authenticate);
+    registerAdminNodeRoutes(app, ctx, authenticate);
+  }
+  registerAssistanceRoutes(app, ctx, authenticate);
   registerWebRoutes(app, ctx);
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async (_req, reply) => {
-    try {
-      await ctx.store.ping();
-      return { status: 'ready' };
-    } catch {
-      return reply.code(503).send({ status: 'unavailable', error_code: 'APIGW.0613' });
-    }
-  });
+  registerOpsRoutes(app, ctx, opts);
   return app;
 }

@@ -8,6 +8,25 @@ import type { AuditService } from '../domain/audit.js';
 import type { Store } from '../store/types.js';
 import type { WebAssets } from '../web/assets.js';
 import type { RateLimitStore } from './ratelimit.js';
+import type { AdminAccess, DirectoryService } from '../domain/directory.js';
+import type { InventoryService } from '../domain/inventory.js';
+import type { SecretBox } from '../domain/secrets.js';
+import type { SessionControl } from '../domain/session-control.js';
+import type { AssistanceService } from '../domain/assistance.js';
+
+/** What the admin API (routes/admin-*.ts) needs; built in gateway.ts. */
+export interface AdminServices {
+  access: AdminAccess;
+  directory: DirectoryService;
+  inventory: InventoryService;
+  secrets: SecretBox;
+  sessions: SessionControl;
+  nodeId: string;
+  /** Bytes relayed so far by this node's live sessions, by session id. */
+  liveBytes(): Map<string, { toClient: number; toBackend: number }>;
+  /** After a fleet apply changed or deleted machines: ends their live sessions by policy. */
+  resourcesChanged(resourceIds: string[]): Promise<void>;
+}
 
 export interface ApiContext {
   config: Readonly<Config>;
@@ -22,4 +41,8 @@ export interface ApiContext {
   rateLimits?: RateLimitStore;
   /** Time for throttling windows (the domain services take their own). */
   clock?: Clock;
+  /** The admin API (/admin/v1/… beyond the audit trail); absent = not served. */
+  admin?: AdminServices;
+  /** Remote assistance (Workspace remote-assistance API, join page, console-page channel); absent = not served. */
+  assistance?: AssistanceService;
 }

@@ -23,6 +23,7 @@ export const KEYS = {
   data_dir: { kind: 'string', default: './data', help: 'Directory of the embedded SQLite database, the generated master key and demo.json.' },
   database_url: { kind: 'secret', help: 'postgres://… for scale-out; unset = embedded SQLite in data_dir.' },
   master_key: { kind: 'secret', help: '32-byte key (64 hex chars or base64) that encrypts stored secrets. Generated into data_dir when unset on SQLite.' },
+  master_key_previous: { kind: 'secret', help: 'Earlier master keys (comma-separated), still accepted for reading while `porthole key rotate` re-seals under master_key.' },
   log_level: { kind: 'string', default: 'info', help: 'fatal|error|warn|info|debug|trace|silent' },
   node_id: { kind: 'string', help: 'Name of this gateway node (default: hostname-pid).' },
   fleet: { kind: 'string', help: 'Fleet file (YAML) applied at start: domains, projects, users, machines.' },
@@ -44,6 +45,21 @@ export const KEYS = {
   'iam.login_failures_per_user': { kind: 'int', default: 10, min: 1, max: 1_000_000, help: 'Failed password logins allowed per user per login window; more → 429 until the window ends.' },
   'iam.login_failures_per_address': { kind: 'int', default: 30, min: 1, max: 1_000_000, help: 'Failed password logins allowed per source address per login window; more → 429 until the window ends.' },
   'iam.login_failure_window_seconds': { kind: 'int', default: 300, min: 1, max: 86400, help: 'Length of the failed-login window.' },
+  'console.end_sessions_on_change': { kind: 'bool', default: true, help: 'Changing or deleting a machine or its console endpoint also ends its live consoles (close code 4007 revoked).' },
+  'probe.interval_seconds': { kind: 'int', default: 30, min: 0, max: 86400, help: 'How often each console endpoint is probed (TCP connect + RFB banner), ±20 % jitter; 0 = no prober.' },
+  'probe.timeout_ms': { kind: 'int', default: 3000, min: 100, max: 60000, help: 'Time allowed for one probe (connect and the 12-byte RFB banner).' },
+  'probe.concurrency': { kind: 'int', default: 16, min: 1, max: 1024, help: 'Probes in flight at once.' },
+  'admin.operator_domains': { kind: 'list', default: [], help: 'Domains whose administrators operate the gateway: they may create and delete domains and manage any domain.' },
+  redis_url: { kind: 'secret', help: 'redis://… (or rediss://) shared by every node: API throttling counters, AK lockouts and cross-node session commands. Unset: throttling counts per node; commands go through PostgreSQL LISTEN/NOTIFY (or stay local on SQLite).' },
+  redis_key_prefix: { kind: 'string', default: 'porthole:', help: 'Prefix of every Redis key and pub/sub channel Porthole uses (several deployments may share one Redis).' },
+  'drain.grace_seconds': { kind: 'int', default: 30, min: 0, max: 86400, help: 'On SIGTERM: how long live consoles may go on (new consoles and API calls get 503) before they are closed with 4010 shutdown.' },
+  'cluster.heartbeat_seconds': { kind: 'int', default: 5, min: 1, max: 300, help: 'How often a node writes its heartbeat to the nodes table (PostgreSQL and SQLite).' },
+  'cluster.node_timeout_seconds': { kind: 'int', default: 30, min: 2, max: 86400, help: 'A node whose heartbeat is older than this is declared lost by a survivor, which closes its sessions (close reason node_lost).' },
+  'assistance.ttl_seconds': { kind: 'int', default: 3600, min: 60, max: 7 * 86400, help: 'Remote assistance: a share space closes as expired this long after it was created, whatever its state.' },
+  'assistance.private_share_url': { kind: 'string', help: 'Base URL of the private (Direct Connect) share link: {url}/assist/join?code=… (default public_url).' },
+  'assistance.internet_share_url': { kind: 'string', help: 'Base URL of the Internet share link: {url}/assist/join?code=… (default public_url). Its origin may open consoles.' },
+  'assistance.join_max_failures': { kind: 'int', default: 5, min: 1, max: 1000, help: 'Wrong code/password attempts allowed per share space and per source address before joining is locked.' },
+  'assistance.join_lockout_seconds': { kind: 'int', default: 300, min: 1, max: 86400, help: 'How long joining stays locked, and the window in which wrong attempts are counted.' },
 } as const satisfies Record<string, KeySpec>;
 
 export type KeyName = keyof typeof KEYS;
@@ -57,9 +73,19 @@ export interface ConsoleConfig {
   maxBufferedBytes: number;
   lang: string;
   defaultZone: string;
+  /** Changing or deleting a machine or its endpoint also ends its live sessions (REVOKED). */
+  endSessionsOnChange: boolean;
 }
 
 /** API throttling and password-login throttling (api/ratelimit.ts). */
+/** The background liveness prober (proxy/prober.ts). */
+export interface ProbeConfig {
+  /** 0 = off. */
+  intervalSeconds: number;
+  timeoutMs: number;
+  concurrency: number;
+}
+
 export interface RateLimitConfig {
   perSecond: number;
   perMinute: number;
@@ -79,6 +105,11 @@ export interface Config {
   databaseUrl: string | null;
   /** Raw master key as configured (null → generate into data_dir on SQLite). */
   masterKey: Buffer | null;
+  /** Earlier master keys, accepted for opening sealed values during a key rotation. */
+  masterKeyPrevious: Buffer[];
+  /** Names of the domains whose administrators operate the whole gateway. */
+  operatorDomains: string[];
+  probe: ProbeConfig;
   logLevel: string;
   nodeId: string | null;
   fleet: string | null;
@@ -89,6 +120,36 @@ export interface Config {
   iamTokenTtlSeconds: number;
   console: ConsoleConfig;
   rateLimit: RateLimitConfig;
+  /** redis://… shared by the nodes (throttling, AK lockouts, cross-node commands); null = none. */
+  redisUrl: string | null;
+  /** Prefix of every Redis key and channel. */
+  redisKeyPrefix: string;
+  drain: DrainConfig;
+  cluster: ClusterConfig;
+  assistance: AssistanceConfig;
+}
+
+/** Remote assistance (domain/assistance.ts). */
+export interface AssistanceConfig {
+  ttlSeconds: number;
+  /** Base URLs of the two share links (no trailing slash); null = the public URL. */
+  privateShareUrl: string | null;
+  internetShareUrl: string | null;
+  joinMaxFailures: number;
+  joinLockoutSeconds: number;
+}
+
+/** Stopping a node (SIGTERM): see gateway.ts `close`. */
+export interface DrainConfig {
+  /** How long live consoles may go on after SIGTERM before they are closed with 4010 shutdown. */
+  graceSeconds: number;
+}
+
+/** Node liveness (domain/nodes.ts). */
+export interface ClusterConfig {
+  heartbeatSeconds: number;
+  /** Heartbeat age after which a survivor declares the node lost and closes its sessions. */
+  nodeTimeoutSeconds: number;
 }
 
 export interface LoadConfigInput {
@@ -155,7 +216,7 @@ function readSecretFile(key: string, file: string, cwd: string): string {
 function parseFlags(argv: readonly string[]): { values: Map<string, string | boolean>; configFile?: string; positional: string[] } {
   const byFlag = new Map<string, string>();
   for (const k of Object.keys(KEYS)) byFlag.set(flagName(k), k);
-  for (const k of ['database_url', 'master_key']) byFlag.set(flagName(k) + '-file', k + '_file');
+  for (const k of ['database_url', 'master_key', 'master_key_previous', 'redis_url']) byFlag.set(flagName(k) + '-file', k + '_file');
   const values = new Map<string, string | boolean>();
   const positional: string[] = [];
   let configFile: string | undefined;
@@ -185,12 +246,12 @@ function parseFlags(argv: readonly string[]): { values: Map<string, string | boo
   return { values, ...(configFile === undefined ? {} : { configFile }), positional };
 }
 
-function parseMasterKey(raw: string): Buffer {
+function parseMasterKey(raw: string, key = 'master_key'): Buffer {
   const s = raw.trim();
   if (/^[0-9a-fA-F]{64}$/.test(s)) return Buffer.from(s, 'hex');
   const b = Buffer.from(s, 'base64');
   if (b.length === 32 && /^[A-Za-z0-9+/_-]+=*$/.test(s)) return b;
-  throw new ConfigError('master_key', 'must be 32 bytes as 64 hex characters or base64 (the value itself is not shown)');
+  throw new ConfigError(key, 'must be 32 bytes as 64 hex characters or base64 (the value itself is not shown)');
 }
 
 export interface LoadedConfig { config: Readonly<Config>; positional: string[] }
@@ -216,7 +277,7 @@ export function loadConfig(input: LoadConfigInput = {}): LoadedConfig {
     file = (parsed ?? {}) as Record<string, unknown>;
     // Unknown keys are refused: a typo must not silently fall back to a default.
     const known = new Set(Object.keys(KEYS).map((k) => k.split('.')[0]));
-    for (const k of ['database_url_file', 'master_key_file']) known.add(k);
+    for (const k of ['database_url_file', 'master_key_file', 'master_key_previous_file', 'redis_url_file']) known.add(k);
     for (const k of Object.keys(file)) if (!known.has(k)) throw new ConfigError(k, `unknown key in ${configFile}`);
   }
 
@@ -260,12 +321,35 @@ export function loadConfig(input: LoadConfigInput = {}): LoadedConfig {
   if (databaseUrl !== null && !/^postgres(ql)?:\/\//.test(databaseUrl)) throw new ConfigError('database_url', 'must start with postgres:// (unset it for embedded SQLite)');
   const masterKeyRaw = resolved.master_key as string | undefined;
   const masterKey = masterKeyRaw ? parseMasterKey(masterKeyRaw) : null;
+  const previousRaw = (resolved.master_key_previous as string | undefined) ?? '';
+  const masterKeyPrevious = previousRaw.split(/[\s,]+/).filter(Boolean).map((k) => parseMasterKey(k, 'master_key_previous'));
+  if (masterKeyPrevious.length > 0 && !masterKey) throw new ConfigError('master_key_previous', 'needs master_key (the new key) to be set as well');
+  const operatorDomains = resolved['admin.operator_domains'] as string[];
   if (!masterKey && databaseUrl) throw new ConfigError('master_key', 'is required with database_url (every node must share it); set PORTHOLE_MASTER_KEY or PORTHOLE_MASTER_KEY_FILE');
   const logLevel = resolved.log_level as string;
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw new ConfigError('log_level', `unknown level ${JSON.stringify(logLevel)}`);
   const zone = resolved['console.default_zone'] as string;
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(zone)) throw new ConfigError('console.default_zone', 'must be 1–64 of A-Z a-z 0-9 . _ -');
   const fleet = (resolved.fleet as string | undefined) ?? null;
+  const redisUrl = (resolved.redis_url as string | undefined) ?? null;
+  if (redisUrl !== null && !/^rediss?:\/\//.test(redisUrl)) throw new ConfigError('redis_url', 'must start with redis:// or rediss:// (unset it to run without Redis)');
+  const redisKeyPrefix = resolved.redis_key_prefix as string;
+  if (!/^[A-Za-z0-9:._-]{0,64}$/.test(redisKeyPrefix)) throw new ConfigError('redis_key_prefix', 'must be 0–64 of A-Z a-z 0-9 : . _ -');
+  const shareUrl = (key: 'assistance.private_share_url' | 'assistance.internet_share_url'): string | null => {
+    const v = resolved[key] as string | undefined;
+    if (v === undefined || v === '') return null;
+    try {
+      const u = new URL(v);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme');
+      if (u.search || u.hash) throw new Error('query');
+    } catch {
+      throw new ConfigError(key, 'must be an absolute http(s) URL without query or fragment');
+    }
+    return v.replace(/\/+$/, '');
+  };
+  const heartbeatSeconds = resolved['cluster.heartbeat_seconds'] as number;
+  const nodeTimeoutSeconds = resolved['cluster.node_timeout_seconds'] as number;
+  if (nodeTimeoutSeconds < 2 * heartbeatSeconds) throw new ConfigError('cluster.node_timeout_seconds', `must be at least twice cluster.heartbeat_seconds (${heartbeatSeconds}), so one late heartbeat does not declare a node lost`);
 
   const config: Config = {
     host,
@@ -275,6 +359,13 @@ export function loadConfig(input: LoadConfigInput = {}): LoadedConfig {
     dataDir: path.resolve(cwd, resolved.data_dir as string),
     databaseUrl,
     masterKey,
+    masterKeyPrevious,
+    operatorDomains,
+    probe: {
+      intervalSeconds: resolved['probe.interval_seconds'] as number,
+      timeoutMs: resolved['probe.timeout_ms'] as number,
+      concurrency: resolved['probe.concurrency'] as number,
+    },
     logLevel,
     nodeId: (resolved.node_id as string | undefined) ?? null,
     fleet: fleet === null ? null : path.resolve(cwd, fleet),
@@ -292,6 +383,7 @@ export function loadConfig(input: LoadConfigInput = {}): LoadedConfig {
       maxBufferedBytes: resolved['console.max_buffered_bytes'] as number,
       lang: resolved['console.lang'] as string,
       defaultZone: zone,
+      endSessionsOnChange: resolved['console.end_sessions_on_change'] as boolean,
     },
     rateLimit: {
       perSecond: resolved['ratelimit.per_second'] as number,
@@ -300,10 +392,26 @@ export function loadConfig(input: LoadConfigInput = {}): LoadedConfig {
       loginFailuresPerAddress: resolved['iam.login_failures_per_address'] as number,
       loginFailureWindowSeconds: resolved['iam.login_failure_window_seconds'] as number,
     },
+    redisUrl,
+    redisKeyPrefix,
+    drain: { graceSeconds: resolved['drain.grace_seconds'] as number },
+    cluster: { heartbeatSeconds, nodeTimeoutSeconds },
+    assistance: {
+      ttlSeconds: resolved['assistance.ttl_seconds'] as number,
+      privateShareUrl: shareUrl('assistance.private_share_url'),
+      internetShareUrl: shareUrl('assistance.internet_share_url'),
+      joinMaxFailures: resolved['assistance.join_max_failures'] as number,
+      joinLockoutSeconds: resolved['assistance.join_lockout_seconds'] as number,
+    },
   };
   Object.freeze(config.console);
   Object.freeze(config.rateLimit);
   Object.freeze(config.allowedOrigins);
+  Object.freeze(config.probe);
+  Object.freeze(config.operatorDomains);
+  Object.freeze(config.drain);
+  Object.freeze(config.cluster);
+  Object.freeze(config.assistance);
   return { config: Object.freeze(config), positional };
 }
 

@@ -27,7 +27,16 @@ export type Action =
   | 'clouddc:physicalServers:console'
   | 'clouddc:physicalServers:get'
   | 'workspace:desktops:createConsole'
-  | 'workspace:desktops:get';
+  | 'workspace:desktops:get'
+  | 'ecs:cloudServers:list'
+  | 'clouddc:physicalServers:list'
+  | 'workspace:desktops:list'
+  // Remote assistance (routes/assistance.ts): the minimum here lets the desktop's assigned user in;
+  // the route then requires operator (or admin) unless the caller is that user. respond: that user only.
+  | 'workspace:desktops:createRemoteAssistance'
+  | 'workspace:desktops:getRemoteAssistance'
+  | 'workspace:desktops:cancelRemoteAssistance'
+  | 'workspace:desktops:respondRemoteAssistance';
 
 const RANK: Record<Role, number> = { viewer: 1, operator: 2, admin: 3 };
 
@@ -38,7 +47,21 @@ export const ACTION_MIN_ROLE: Record<Action, Role> = {
   'clouddc:physicalServers:get': 'viewer',
   'workspace:desktops:createConsole': 'operator',
   'workspace:desktops:get': 'viewer',
+  'ecs:cloudServers:list': 'viewer',
+  'clouddc:physicalServers:list': 'viewer',
+  'workspace:desktops:list': 'viewer',
+  'workspace:desktops:createRemoteAssistance': 'viewer',
+  'workspace:desktops:getRemoteAssistance': 'viewer',
+  'workspace:desktops:cancelRemoteAssistance': 'viewer',
+  'workspace:desktops:respondRemoteAssistance': 'viewer',
 };
+
+/** Operator or admin in the project, or administrator of its domain (authorize() has checked the domain). */
+export function mayOperate(p: Principal, projectId: string): boolean {
+  if (p.domainAdmin) return true;
+  const role = p.roles.get(projectId);
+  return role !== undefined && RANK[role] >= RANK.operator;
+}
 
 /**
  * Actions outside any project: a user's own access keys, and the domain's audit trail. IAM names

@@ -10,16 +10,27 @@ import { ApiError } from '../errors.js';
 import type { ConsoleTokenRecord, ResourceKind, ResourceRecord, Store, TokenState, TokenPurpose } from '../store/types.js';
 import type { Clock } from './clock.js';
 import { randomToken, sha256Hex } from './passwords.js';
+import { consoleRefusal } from './liveness.js';
 import type { SecretBox } from './secrets.js';
+import type { BackendCredential } from '../rfb/client-handshake.js';
+import { VENCRYPT_SUBTYPE_NUMBERS, type ClipboardSetting, type SessionMode } from './endpoint-options.js';
+import { endpointPasswordAad, endpointTlsKeyAad } from './endpoint-spec.js';
 
 export interface ConsoleOptions { publicUrl: string; tokenTtlSeconds: number; lang: string; defaultZone: string }
 
-export type BackendCredential = { type: 'none' } | { type: 'vncauth'; password: Uint8Array };
+export type { BackendCredential };
+
+/** What the relay enforces on a console, from the endpoint's options (domain/endpoint-options.ts). */
+export interface ConsolePolicy {
+  clipboard: { direction: ClipboardSetting; maxBytes?: number };
+  sessionMode: SessionMode;
+}
 
 export interface ConsoleGrant {
   token: ConsoleTokenRecord;
   resource: ResourceRecord;
   target: { host: string; port: number; credential: BackendCredential };
+  policy: ConsolePolicy;
 }
 
 export type RedeemResult = { ok: true; grant: ConsoleGrant } | { ok: false; state: Exclude<TokenState, 'valid'> };
@@ -47,12 +58,15 @@ export class ConsoleService {
 
   /**
    * Mints a console URL for a resource the caller has already been authorized for. Throws not_found if
-   * the resource does not exist in the project, not_ready if it has no console endpoint.
+   * the resource does not exist in the project, not_ready if it has no console endpoint, is stopped,
+   * or a probe has marked its console unreachable (domain/liveness.ts): a URL that cannot work is
+   * never handed out.
    */
   async mint(projectId: string, kind: ResourceKind, resourceId: string, by: { userId: string | null; purpose?: TokenPurpose; viewOnly?: boolean }): Promise<{ url: string; token: string; resource: ResourceRecord; expiresAt: number }> {
     const resource = await this.store.inventory.getResource(projectId, kind, resourceId);
     if (!resource) throw new ApiError('not_found', notFoundMessage(kind, resourceId));
-    if (!resource.endpoint) throw new ApiError('not_ready', notReadyMessage(kind, resourceId));
+    const refusal = consoleRefusal(resource, await this.store.probes.get(resource.id));
+    if (refusal) throw new ApiError('not_ready', notReadyMessage(kind, resourceId, refusal));
     const now = this.clock.now();
     const token = randomToken(32);
     const zone = this.zoneOf(resource);
@@ -65,6 +79,19 @@ export class ConsoleService {
     const url = `${this.opts.publicUrl}/vnc/${encodeURIComponent(zone)}/vnc_auto.html?token=${token}&lang=${encodeURIComponent(this.opts.lang)}`;
     this.events.minted(kind, by.purpose ?? 'console');
     return { url, token, resource, expiresAt };
+  }
+
+  /**
+   * Non-consuming look-up of a token with its machine: the console page is served view-only when its
+   * token is, and the upgrade checks an exclusive endpoint before consuming the token.
+   */
+  async peek(token: string, zone?: string): Promise<{ state: TokenState; token?: ConsoleTokenRecord; resource?: ResourceRecord }> {
+    if (!TOKEN_RE.test(token)) return { state: 'invalid' };
+    const rec = await this.store.consoleTokens.get(sha256Hex(token));
+    const state = await this.stateOf(rec, zone);
+    if (!rec || state === 'invalid') return { state };
+    const resource = await this.store.inventory.getResourceById(rec.resourceId);
+    return { state, token: rec, ...(resource ? { resource } : {}) };
   }
 
   /** Non-consuming look-up, for the console page to explain a refused connection. */
@@ -110,12 +137,35 @@ export class ConsoleService {
       return { ok: false, state: 'revoked' };
     }
     const ep = resource.endpoint;
-    let credential: BackendCredential = { type: 'none' };
-    if (ep.security === 'vncauth') {
-      const pw = ep.passwordSealed === null ? '' : this.secrets.open(ep.passwordSealed, `endpoint:${resource.id}`);
-      credential = { type: 'vncauth', password: new TextEncoder().encode(pw) };
-    }
-    return { ok: true, grant: { token: rec, resource, target: { host: ep.host, port: ep.port, credential } } };
+    const o = ep.options ?? {};
+    const policy: ConsolePolicy = {
+      clipboard: { direction: o.clipboard ?? 'both', ...(o.clipboardMaxBytes !== undefined ? { maxBytes: o.clipboardMaxBytes } : {}) },
+      sessionMode: o.sessionMode ?? 'shared',
+    };
+    return { ok: true, grant: { token: rec, resource, target: { host: ep.host, port: ep.port, credential: this.credentialOf(resource) }, policy } };
+  }
+
+  /** The VNC credential of a resource's endpoint, secrets opened (held only for the handshake). */
+  credentialOf(resource: ResourceRecord): BackendCredential {
+    const ep = resource.endpoint;
+    if (!ep || ep.security === 'none') return { type: 'none' };
+    const utf8 = (s: string) => new TextEncoder().encode(s);
+    const pw = ep.passwordSealed === null ? undefined : this.secrets.open(ep.passwordSealed, endpointPasswordAad(resource.id));
+    if (ep.security === 'vncauth') return { type: 'vncauth', password: utf8(pw ?? '') };
+    const o = ep.options ?? {};
+    const key = ep.tlsKeySealed ? this.secrets.open(ep.tlsKeySealed, endpointTlsKeyAad(resource.id)) : undefined;
+    return {
+      type: 'vencrypt',
+      ...(pw !== undefined ? { password: utf8(pw) } : {}),
+      ...(o.username !== undefined ? { username: utf8(o.username) } : {}),
+      tls: {
+        ...(ep.tlsCa ? { ca: ep.tlsCa } : {}),
+        ...(ep.tlsCert && key ? { cert: ep.tlsCert, key } : {}),
+        ...(o.tlsServername ? { servername: o.tlsServername } : {}),
+      },
+      ...(o.tlsSubtypes ? { subtypes: o.tlsSubtypes.map((s) => VENCRYPT_SUBTYPE_NUMBERS[s]) } : {}),
+      ...(o.allowAnonymousTls ? { allowAnonymous: true } : {}),
+    };
   }
 
   /** Revokes every unredeemed token of a resource (on change or delete). */
@@ -132,10 +182,11 @@ export function notFoundMessage(kind: ResourceKind, id: string): string {
   }
 }
 
-function notReadyMessage(kind: ResourceKind, id: string): string {
+function notReadyMessage(kind: ResourceKind, id: string, why: 'no_console' | 'stopped' | 'unreachable'): string {
+  const what = why === 'no_console' ? 'has no remote console' : why === 'stopped' ? 'is not running' : 'does not answer on its console';
   switch (kind) {
-    case 'cloudserver': return `Instance[${id}] has no remote console.`;
+    case 'cloudserver': return `Instance[${id}] ${what}.`;
     case 'physicalserver': return `Physical servers state is not ready: [${id}]`;
-    case 'desktop': return `The desktop ${id} has no remote console.`;
+    case 'desktop': return `The desktop ${id} ${what}.`;
   }
 }

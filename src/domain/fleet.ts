@@ -2,54 +2,32 @@
  * Fleet files: a declarative YAML description of domains, projects, users (with roles) and machines
  * (cloud servers, physical servers, desktops) with their console endpoints. `parseFleet` validates the
  * whole file first and reports every problem with its line number; `applyFleet` then converges the
- * store to it idempotently (a second apply changes nothing: unchanged passwords keep their hash,
- * unchanged VNC passwords keep their sealed value, so no token is revoked needlessly).
+ * store to it in one transaction (domain/fleet-plan.ts): idempotent (a second apply changes nothing:
+ * unchanged passwords keep their hash, unchanged secrets keep their sealed value, so no token is
+ * revoked needlessly), all or nothing, and with `prune` it removes what the file no longer names.
  */
-import { createHash } from 'node:crypto';
 import { LineCounter, parseDocument, type Document } from 'yaml';
-import type { EndpointSecurity, ResourceKind, Role, Store, ConsoleEndpoint } from '../store/types.js';
+import type { ResourceKind, Role, Store } from '../store/types.js';
 import type { Clock } from './clock.js';
-import { hashPassword, verifyPassword } from './passwords.js';
+import { desktopAttributeProblems } from './desktop.js';
+import { checkEndpoint } from './endpoint-spec.js';
+import { ENDPOINT_OPTION_KEYS } from './endpoint-options.js';
+import {
+  FleetError, HEX32_RE, MIN_PASSWORD_LENGTH, NAME_RE, STATUS_RE, UUID_RE, deriveDomainId, deriveProjectId, deriveResourceId,
+  type FleetDomain, type FleetEndpoint, type FleetProject, type FleetResource, type FleetSpec, type FleetUser,
+} from './fleet-model.js';
+import { executeFleetPlan, planFleet, type FleetPlan } from './fleet-plan.js';
 import type { SecretBox } from './secrets.js';
 
-export interface FleetEndpoint { host: string; port: number; security: EndpointSecurity; password: string | null; zone: string | null }
-export interface FleetResource { id: string; kind: ResourceKind; name: string; status: string; attributes: Record<string, unknown>; console: FleetEndpoint | null }
-export interface FleetUser { name: string; password: string; domainAdmin: boolean; roles: Record<string, Role> }
-export interface FleetProject { id: string; name: string; resources: FleetResource[] }
-export interface FleetDomain { id: string; name: string; users: FleetUser[]; projects: FleetProject[] }
-export interface FleetSpec { domains: FleetDomain[] }
+export {
+  FleetError, deriveDomainId, deriveProjectId, deriveResourceId, deriveUserId,
+  type FleetDomain, type FleetEndpoint, type FleetProject, type FleetResource, type FleetSpec, type FleetUser,
+} from './fleet-model.js';
+export { parseVncUrl } from './endpoint-spec.js';
 
-export class FleetError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`invalid fleet file:\n  ${problems.join('\n  ')}`);
-    this.name = 'FleetError';
-  }
-}
-
-const hex = (s: string) => createHash('sha256').update(s).digest('hex');
-/** Stable ids derived from names, so a fleet file need not invent ids and re-applying finds the same rows. */
-export const deriveProjectId = (domain: string, project: string) => hex(`project:${domain}/${project}`).slice(0, 32);
-export const deriveDomainId = (domain: string) => hex(`domain:${domain}`).slice(0, 32);
-export const deriveUserId = (domain: string, user: string) => hex(`user:${domain}/${user}`).slice(0, 32);
-export function deriveResourceId(projectId: string, kind: string, name: string): string {
-  const h = hex(`resource:${projectId}/${kind}/${name}`);
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
-}
-
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$/;
-const ZONE_RE = /^[A-Za-z0-9._-]{1,64}$/;
 const ROLES: readonly Role[] = ['admin', 'operator', 'viewer'];
 const KIND_KEYS: Record<string, ResourceKind> = { cloudservers: 'cloudserver', physicalservers: 'physicalserver', desktops: 'desktop' };
-
-/** Parses `vnc://host:port`. */
-export function parseVncUrl(url: string): { host: string; port: number } | undefined {
-  const m = /^vnc:\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?\/?$/.exec(url);
-  if (!m) return undefined;
-  const port = m[2] === undefined ? 5900 : Number(m[2]);
-  if (port < 1 || port > 65535) return undefined;
-  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
-}
+const CONSOLE_KEYS = ['url', 'security', 'password', 'zone', 'ca_cert', 'client_cert', 'client_key', ...ENDPOINT_OPTION_KEYS];
 
 export function parseFleet(text: string, source = 'fleet'): FleetSpec {
   const lc = new LineCounter();
@@ -85,7 +63,7 @@ export function parseFleet(text: string, source = 'fleet'): FleetSpec {
     if (!isObj(d)) { problems.push(`${at(dp)}: must be a mapping`); return; }
     allowKeys(d, ['name', 'id', 'users', 'projects'], dp);
     const dname = name(d.name, [...dp, 'name']);
-    const did = typeof d.id === 'string' && /^[0-9a-f]{32}$/.test(d.id) ? d.id : deriveDomainId(dname);
+    const did = typeof d.id === 'string' && HEX32_RE.test(d.id) ? d.id : deriveDomainId(dname);
     if (d.id !== undefined && did !== d.id) problems.push(`${at([...dp, 'id'])}: must be 32 lower-case hex characters`);
     const projects: FleetProject[] = [];
     list(d.projects, [...dp, 'projects']).forEach((p, pi) => {
@@ -95,7 +73,7 @@ export function parseFleet(text: string, source = 'fleet'): FleetSpec {
       const pname = name(p.name, [...pp, 'name']);
       let pid = deriveProjectId(dname, pname);
       if (p.id !== undefined) {
-        if (typeof p.id === 'string' && /^[0-9a-f]{32}$/.test(p.id)) pid = p.id;
+        if (typeof p.id === 'string' && HEX32_RE.test(p.id)) pid = p.id;
         else problems.push(`${at([...pp, 'id'])}: must be 32 lower-case hex characters`);
       }
       const resources: FleetResource[] = [];
@@ -113,41 +91,44 @@ export function parseFleet(text: string, source = 'fleet'): FleetSpec {
           if (seenIds.has(rid)) problems.push(`${at(rp)}: duplicate resource id ${rid}`);
           seenIds.add(rid);
           const status = r.status === undefined ? 'ACTIVE' : r.status;
-          if (typeof status !== 'string' || !/^[A-Z_]{2,32}$/.test(status)) problems.push(`${at([...rp, 'status'])}: must be an upper-case status such as ACTIVE or SHUTOFF`);
+          if (typeof status !== 'string' || !STATUS_RE.test(status)) problems.push(`${at([...rp, 'status'])}: must be an upper-case status such as ACTIVE or SHUTOFF`);
           let attributes: Record<string, unknown> = {};
           if (r.attributes !== undefined) {
             if (isObj(r.attributes)) attributes = r.attributes;
             else problems.push(`${at([...rp, 'attributes'])}: must be a mapping`);
           }
+          if (kind === 'desktop') for (const pr of desktopAttributeProblems(attributes)) problems.push(`${at([...rp, 'attributes', pr.field])}: ${pr.message}`);
           let endpoint: FleetEndpoint | null = null;
           if (r.console !== undefined && r.console !== null) {
             const cp = [...rp, 'console'];
             const c = r.console;
             if (!isObj(c)) problems.push(`${at(cp)}: must be a mapping`);
             else {
-              allowKeys(c, ['url', 'security', 'password', 'zone'], cp);
-              const parsed = typeof c.url === 'string' ? parseVncUrl(c.url) : undefined;
-              if (!parsed) problems.push(`${at([...cp, 'url'])}: must be vnc://host:port`);
-              const security = c.security ?? (c.password !== undefined ? 'vncauth' : 'none');
-              if (security !== 'none' && security !== 'vncauth') problems.push(`${at([...cp, 'security'])}: must be none or vncauth`);
-              if (security === 'vncauth' && (typeof c.password !== 'string' || c.password.length === 0)) problems.push(`${at([...cp, 'password'])}: vncauth needs a password`);
-              if (c.zone !== undefined && (typeof c.zone !== 'string' || !ZONE_RE.test(c.zone))) problems.push(`${at([...cp, 'zone'])}: must be 1–64 of A-Z a-z 0-9 . _ -`);
-              if (parsed) endpoint = { ...parsed, security: security as EndpointSecurity, password: typeof c.password === 'string' ? c.password : null, zone: typeof c.zone === 'string' ? c.zone : null };
+              allowKeys(c, CONSOLE_KEYS, cp);
+              const checked = checkEndpoint(c);
+              for (const pr of checked.problems) problems.push(`${at(c[pr.field] === undefined ? cp : [...cp, pr.field])}${c[pr.field] === undefined ? '.' + pr.field : ''}: ${pr.message}`);
+              const e = checked.spec;
+              if (e) {
+                endpoint = { host: e.host, port: e.port, security: e.security, password: e.password, zone: e.zone };
+                if (e.security === 'vencrypt') Object.assign(endpoint, { caCert: e.caCert, clientCert: e.clientCert, clientKey: e.clientKey });
+                if (e.options) endpoint.options = e.options;
+              }
             }
           }
-          resources.push({ id: rid, kind, name: rname, status: typeof status === 'string' ? status : 'ACTIVE', attributes, console: endpoint });
+          resources.push({ id: rid, kind, name: rname, status: typeof status === 'string' ? status : 'ACTIVE', attributes, console: endpoint, idGiven: r.id !== undefined });
         });
       }
-      projects.push({ id: pid, name: pname, resources });
+      projects.push({ id: pid, name: pname, resources, idGiven: p.id !== undefined });
     });
     const projectNames = new Set(projects.map((p) => p.name));
     const users: FleetUser[] = [];
     list(d.users, [...dp, 'users']).forEach((u, ui) => {
       const up = [...dp, 'users', ui];
       if (!isObj(u)) { problems.push(`${at(up)}: must be a mapping`); return; }
-      allowKeys(u, ['name', 'password', 'domain_admin', 'roles'], up);
+      allowKeys(u, ['name', 'password', 'domain_admin', 'disabled', 'roles'], up);
       const uname = name(u.name, [...up, 'name']);
-      if (typeof u.password !== 'string' || u.password.length < 8) problems.push(`${at([...up, 'password'])}: must be at least 8 characters`);
+      if (typeof u.password !== 'string' || u.password.length < MIN_PASSWORD_LENGTH) problems.push(`${at([...up, 'password'])}: must be at least ${MIN_PASSWORD_LENGTH} characters`);
+      for (const flag of ['domain_admin', 'disabled']) if (u[flag] !== undefined && typeof u[flag] !== 'boolean') problems.push(`${at([...up, flag])}: must be true or false`);
       const roles: Record<string, Role> = {};
       if (u.roles !== undefined) {
         if (!isObj(u.roles)) problems.push(`${at([...up, 'roles'])}: must map project names to roles`);
@@ -157,71 +138,30 @@ export function parseFleet(text: string, source = 'fleet'): FleetSpec {
           roles[pn] = role as Role;
         }
       }
-      users.push({ name: uname, password: typeof u.password === 'string' ? u.password : '', domainAdmin: u.domain_admin === true, roles });
+      users.push({ name: uname, password: typeof u.password === 'string' ? u.password : '', domainAdmin: u.domain_admin === true, disabled: u.disabled === true, roles });
     });
-    domains.push({ id: did, name: dname, users, projects });
+    const userNames = new Set<string>();
+    users.forEach((u, ui) => { if (userNames.has(u.name)) problems.push(`${at([...dp, 'users', ui, 'name'])}: duplicate user ${u.name}`); userNames.add(u.name); });
+    const pNames = new Set<string>();
+    projects.forEach((p, pi) => { if (pNames.has(p.name)) problems.push(`${at([...dp, 'projects', pi, 'name'])}: duplicate project ${p.name}`); pNames.add(p.name); });
+    domains.push({ id: did, name: dname, users, projects, idGiven: d.id !== undefined });
   });
+  const domainNames = new Set<string>();
+  domains.forEach((d, di) => { if (domainNames.has(d.name)) problems.push(`${at(['domains', di, 'name'])}: duplicate domain ${d.name}`); domainNames.add(d.name); });
   if (problems.length) throw new FleetError(problems);
   return { domains };
 }
 
-export interface ApplyResult { created: number; updated: number; unchanged: number; revokedResources: string[] }
+export interface ApplyResult { created: number; updated: number; deleted: number; unchanged: number; revokedResources: string[]; plan: FleetPlan }
 
-/** Converges the store to `spec`. Endpoint changes are reported so callers revoke tokens and sessions. */
-export async function applyFleet(store: Store, secrets: SecretBox, clock: Clock, spec: FleetSpec): Promise<ApplyResult> {
-  const res: ApplyResult = { created: 0, updated: 0, unchanged: 0, revokedResources: [] };
-  const now = clock.now();
-  for (const d of spec.domains) {
-    const existingDomain = await store.identity.getDomain(d.id);
-    if (!existingDomain || existingDomain.name !== d.name) await store.identity.upsertDomain({ id: d.id, name: d.name, createdAt: existingDomain?.createdAt ?? now });
-    const projectIds = new Map<string, string>();
-    for (const p of d.projects) {
-      projectIds.set(p.name, p.id);
-      const existing = await store.identity.getProject(p.id);
-      if (!existing || existing.name !== p.name) await store.identity.upsertProject({ id: p.id, domainId: d.id, name: p.name, createdAt: existing?.createdAt ?? now });
-      for (const r of p.resources) {
-        const prev = await store.inventory.getResourceById(r.id);
-        let endpoint: ConsoleEndpoint | null = null;
-        if (r.console) {
-          let sealed: string | null = null;
-          if (r.console.password !== null) {
-            const aad = `endpoint:${r.id}`;
-            const prevSealed = prev?.endpoint?.passwordSealed ?? null;
-            let same = false;
-            if (prevSealed !== null) { try { same = secrets.open(prevSealed, aad) === r.console.password; } catch { same = false; } }
-            sealed = same ? prevSealed : secrets.seal(r.console.password, aad);
-          }
-          endpoint = { host: r.console.host, port: r.console.port, security: r.console.security, passwordSealed: sealed, zone: r.console.zone };
-        }
-        const unchanged = prev !== undefined && prev.name === r.name && prev.status === r.status && prev.projectId === p.id &&
-          JSON.stringify(prev.attributes) === JSON.stringify(r.attributes) && JSON.stringify(prev.endpoint) === JSON.stringify(endpoint);
-        if (unchanged) { res.unchanged++; continue; }
-        const out = await store.inventory.upsertResource({ id: r.id, projectId: p.id, kind: r.kind, name: r.name, status: r.status, attributes: r.attributes, endpoint }, now);
-        if (out.created) res.created++; else res.updated++;
-        if (out.endpointChanged) {
-          await store.consoleTokens.revokeForResource(r.id, now);
-          res.revokedResources.push(r.id);
-        }
-      }
-    }
-    for (const u of d.users) {
-      const id = deriveUserId(d.name, u.name);
-      const prev = await store.identity.findUserByName(d.id, u.name);
-      const keepHash = prev !== undefined && (await verifyPassword(u.password, prev.passwordHash));
-      if (!prev || !keepHash || prev.domainAdmin !== u.domainAdmin) {
-        await store.identity.upsertUser({
-          id: prev?.id ?? id, domainId: d.id, name: u.name, passwordHash: keepHash ? prev!.passwordHash : await hashPassword(u.password),
-          domainAdmin: u.domainAdmin, disabled: false, passwordExpiresAt: null, createdAt: prev?.createdAt ?? now,
-        });
-        if (prev) res.updated++; else res.created++;
-      } else res.unchanged++;
-      const userId = prev?.id ?? id;
-      const current = new Map((await store.identity.rolesOf(userId)).map((b) => [b.projectId, b.role]));
-      for (const [pn, role] of Object.entries(u.roles)) {
-        const pid = projectIds.get(pn)!;
-        if (current.get(pid) !== role) await store.identity.setRole({ userId, projectId: pid, role });
-      }
-    }
-  }
-  return res;
+/**
+ * Converges the store to `spec` in one transaction and revokes the outstanding console tokens of
+ * every changed or deleted machine. Callers end the live sessions of `revokedResources` (by policy).
+ * Throws FleetError (nothing written) when the file conflicts with the store.
+ */
+export async function applyFleet(store: Store, secrets: SecretBox, clock: Clock, spec: FleetSpec, opts: { prune?: boolean; protectUserId?: string } = {}): Promise<ApplyResult> {
+  const planned = await planFleet(store, secrets, spec, { prune: opts.prune ?? false, ...(opts.protectUserId ? { protectUserId: opts.protectUserId } : {}) });
+  await executeFleetPlan(store, planned, clock.now());
+  const count = (a: string) => planned.plan.changes.filter((c) => c.action === a).length;
+  return { created: count('create'), updated: count('update'), deleted: count('delete'), unchanged: planned.plan.unchanged, revokedResources: planned.plan.revoked, plan: planned.plan };
 }

@@ -5,6 +5,7 @@
  * secrets (passwords, IAM and console tokens) only as hashes.
  */
 
+import type { EndpointOptions } from '../domain/endpoint-options.js';
 export type ResourceKind = 'cloudserver' | 'physicalserver' | 'desktop';
 export type Role = 'admin' | 'operator' | 'viewer';
 export type EndpointSecurity = 'none' | 'vncauth' | 'vencrypt';
@@ -32,6 +33,14 @@ export interface ConsoleEndpoint {
   passwordSealed: string | null;
   /** URL path zone: /vnc/{zone}/vnc_auto.html */
   zone: string | null;
+  /** VeNCrypt: PEM CA certificate(s) the server certificate must chain to (absent: the system roots). Public. */
+  tlsCa?: string | null;
+  /** VeNCrypt: PEM client certificate Porthole presents to the server. Public. */
+  tlsCert?: string | null;
+  /** VeNCrypt: the client certificate's private key, sealed (aad `endpoint-tls-key:<resource id>`). */
+  tlsKeySealed?: string | null;
+  /** TLS name, VeNCrypt subtypes, Plain username, clipboard and session policy (domain/endpoint-options.ts). Present only when set. */
+  options?: EndpointOptions;
 }
 
 export interface ResourceRecord {
@@ -153,6 +162,19 @@ export interface AuditFilter {
 
 export interface IdentityRepo {
   getDomain(id: string): Promise<DomainRecord | undefined>;
+  /** Every domain, by name. */
+  listDomains(): Promise<DomainRecord[]>;
+  /** Deletes the domain row only (its projects and users must be gone first). */
+  deleteDomain(id: string): Promise<boolean>;
+  /** Projects of one domain (or all), by name. */
+  listProjects(domainId?: string): Promise<ProjectRecord[]>;
+  /** Deletes the project and its role bindings (its resources must be gone first). */
+  deleteProject(id: string): Promise<boolean>;
+  /** Users of one domain, by name. */
+  listUsers(domainId: string): Promise<UserRecord[]>;
+  /** Deletes the user with its role bindings, IAM tokens, access keys and their lockout state. */
+  deleteUser(id: string): Promise<boolean>;
+  removeRole(userId: string, projectId: string): Promise<boolean>;
   findDomainByName(name: string): Promise<DomainRecord | undefined>;
   upsertDomain(d: DomainRecord): Promise<void>;
   getProject(id: string): Promise<ProjectRecord | undefined>;
@@ -171,7 +193,8 @@ export interface IdentityRepo {
 export interface InventoryRepo {
   getResource(projectId: string, kind: ResourceKind, id: string): Promise<ResourceRecord | undefined>;
   getResourceById(id: string): Promise<ResourceRecord | undefined>;
-  listResources(filter: { projectId?: string; kind?: ResourceKind }): Promise<ResourceRecord[]>;
+  /** Oldest first. `projectIds` limits to those projects (an empty list matches nothing). */
+  listResources(filter: { projectId?: string; kind?: ResourceKind; projectIds?: readonly string[] }): Promise<ResourceRecord[]>;
   /** Inserts or replaces; bumps endpointGeneration when the endpoint changed. Returns the stored record. */
   upsertResource(r: Omit<ResourceRecord, 'endpointGeneration' | 'createdAt' | 'updatedAt'>, now: number): Promise<{ record: ResourceRecord; endpointChanged: boolean; created: boolean }>;
   deleteResource(id: string): Promise<boolean>;
@@ -187,15 +210,102 @@ export interface ConsoleTokenRepo {
   redeem(tokenHash: string, now: number): Promise<ConsoleTokenRecord | undefined>;
   revokeForResource(resourceId: string, now: number): Promise<number>;
   deleteExpired(before: number): Promise<number>;
+  /**
+   * Outstanding tokens (unredeemed, unrevoked, expiring after `now`), newest first. Filters: one
+   * resource, some projects (an empty list matches nothing), a prefix of the token hash (lower hex).
+   */
+  listOutstanding(filter: { now: number; resourceId?: string; projectIds?: readonly string[]; hashPrefix?: string; limit?: number }): Promise<ConsoleTokenRecord[]>;
+  /** Revokes one unredeemed, unrevoked token; false when there was none to revoke. */
+  revoke(tokenHash: string, now: number): Promise<boolean>;
 }
 
 export interface SessionRepo {
   start(s: ConsoleSessionRecord): Promise<void>;
   end(id: string, e: { endedAt: number; bytesToClient: number; bytesToBackend: number; closeCode: number; closeReason: string }): Promise<void>;
   get(id: string): Promise<ConsoleSessionRecord | undefined>;
-  list(filter: { resourceId?: string; open?: boolean; limit?: number }): Promise<ConsoleSessionRecord[]>;
+  list(filter: { resourceId?: string; open?: boolean; limit?: number; projectIds?: readonly string[]; nodeId?: string }): Promise<ConsoleSessionRecord[]>;
   /** Closes every open session of a node (crash recovery at start). */
   closeAllOfNode(nodeId: string, now: number, reason: string): Promise<number>;
+  /** Bytes relayed so far by an open session (the node holding it writes them now and then). */
+  progress(id: string, bytes: { bytesToClient: number; bytesToBackend: number }): Promise<void>;
+  /** Per resource id: how many sessions are open and when the last one ended (null: none ended). */
+  activity(resourceIds: readonly string[]): Promise<Map<string, SessionActivity>>;
+}
+
+export interface SessionActivity { open: number; lastEndedAt: number | null }
+
+/** The last liveness probe of a resource's console endpoint (proxy/prober.ts writes, domain/liveness.ts reads). */
+export interface ProbeRecord {
+  resourceId: string;
+  /** The endpoint generation probed: a result for an older generation says nothing about the current endpoint. */
+  endpointGeneration: number;
+  reachable: boolean;
+  /** Why not: refused, timeout, closed, bad_banner, error; null when reachable. */
+  failure: string | null;
+  /** The version in the server's banner ("003.008"), when reachable. */
+  rfbVersion: string | null;
+  checkedAt: number;
+  /** When `reachable` last took its current value. */
+  changedAt: number;
+  nodeId: string;
+}
+
+export interface ProbeRepo {
+  /** Inserts or replaces the resource's probe result. */
+  record(p: ProbeRecord): Promise<void>;
+  get(resourceId: string): Promise<ProbeRecord | undefined>;
+  /** Results of these resources (all when omitted). */
+  list(resourceIds?: readonly string[]): Promise<ProbeRecord[]>;
+  delete(resourceId: string): Promise<void>;
+}
+
+/** Where a sealed secret lives; the key rotation walks them all (domain/key-rotation.ts). */
+export type SealedKind = 'endpoint_password' | 'endpoint_tls_key' | 'access_key_secret' | 'share_space_password';
+export interface SealedValue { kind: SealedKind; id: string; sealed: string }
+
+export interface SealedValueRepo {
+  /** Every sealed value in the store, ordered by kind and id. */
+  list(): Promise<SealedValue[]>;
+  /** Compare-and-swap: replaces the value only if it still is `expected` (a concurrent change wins). */
+  replace(kind: SealedKind, id: string, expected: string, next: string): Promise<boolean>;
+}
+
+/** A gateway node as the cluster sees it (domain/nodes.ts registers and heartbeats it). */
+export interface NodeRecord {
+  id: string;
+  /** `host:port` the node listens on. */
+  address: string;
+  version: string;
+  startedAt: number;
+  heartbeatAt: number;
+  /** Stopping: refuses new consoles and API calls while its live consoles finish. */
+  draining: boolean;
+  /** When a survivor declared it lost (and closed its sessions); null while it is alive. */
+  lostAt: number | null;
+}
+
+export type HeartbeatOutcome = 'ok' | 'lost' | 'missing';
+
+export interface NodeRepo {
+  /** Inserts or replaces the node's row as alive: not draining, not lost. */
+  register(n: Omit<NodeRecord, 'lostAt' | 'draining'>): Promise<void>;
+  /** Records a heartbeat; `lost` when a survivor has declared the node lost (row left as is), `missing` when it has no row. */
+  heartbeat(id: string, now: number, draining: boolean): Promise<HeartbeatOutcome>;
+  /** Every node row (lost ones too), by id. */
+  list(): Promise<NodeRecord[]>;
+  /**
+   * In one transaction: declares lost every alive node whose heartbeat is older than `cutoff`, then
+   * closes (code 1001, `reason`) every open session whose node is not alive — lost, removed or never
+   * registered — and forgets the rows of nodes lost before `forgetLostBefore`. Safe to run on several
+   * nodes at once: each node and each session is closed once.
+   */
+  reapLost(o: { cutoff: number; now: number; reason: string; forgetLostBefore: number }): Promise<{ nodes: string[]; sessions: number }>;
+  /** Re-opens sessions of `nodeId` closed with `reason` (the node was declared lost while still relaying them). */
+  reopenSessions(nodeId: string, sessionIds: readonly string[], reason: string): Promise<number>;
+  /** Removes the node's row (a clean stop, after its sessions ended). */
+  remove(id: string): Promise<void>;
+  /** Open sessions per node id, only those of `projectIds` when given (an empty list matches nothing). */
+  openSessionCounts(projectIds?: readonly string[]): Promise<Map<string, number>>;
 }
 
 export interface AuditRepo {
@@ -221,6 +331,145 @@ export interface AccessKeyRepo {
   setLockout(accessKey: string, state: AkLockoutRecord, now: number): Promise<void>;
 }
 
+/** A message between gateway nodes: JSON-serialisable, `type` says what it is (proxy/session-control.ts defines them). */
+export interface ClusterMessage { type: string; [key: string]: unknown }
+
+/**
+ * Messages between gateway nodes. Adapters: Redis pub/sub (store/redis/events.ts), PostgreSQL
+ * LISTEN/NOTIFY (store/postgres/events.ts), and in-process for a single node (store/memory/events.ts).
+ * Delivery is at most once to the nodes listening at that moment, the publisher included; callers that
+ * need to know an effect happened ask for a reply.
+ */
+export interface EventBus {
+  readonly kind: 'redis' | 'postgres' | 'local';
+  /** Sends to every node; rejects when the channel is down (nothing was sent). */
+  publish(msg: ClusterMessage): Promise<void>;
+  /** Calls `handler` for every message received; returns the unsubscribe function. */
+  subscribe(handler: (msg: ClusterMessage) => void): () => void;
+  close(): Promise<void>;
+}
+
+/** Remote assistance (domain/assistance.ts): a share space's status, as the Workspace API names it (reference E.6). */
+export type ShareSpaceStatus = 'WAIT_USER_CONFIRM' | 'WAIT_USER_ACCESS' | 'OPEN' | 'CLOSE';
+/** Who asked for the assistance (CreateRemoteAssistance `initiator_type`). */
+export type AssistInitiator = 'ADMIN_INITIATE' | 'ENDUSER_INITIATE';
+/** Why a space closed (for the audit trail and the pages; `failedReason` is what the API shows). */
+export type ShareSpaceCloseReason = 'cancelled' | 'declined' | 'ended_by_user' | 'expired';
+
+/** A share space: one desktop, an invitation code and a sealed password (aad `share-space:<id>`). */
+export interface ShareSpaceRecord {
+  id: string;
+  projectId: string;
+  desktopId: string;
+  name: string;
+  /** 8 characters, A-Z 0-9. */
+  invitationCode: string;
+  passwordSealed: string;
+  status: ShareSpaceStatus;
+  initiatorType: AssistInitiator;
+  createdByUserId: string | null;
+  createdByName: string | null;
+  createdAt: number;
+  /** The space closes as `expired` at this time, whatever its state. */
+  expiresAt: number;
+  acceptedAt: number | null;
+  openedAt: number | null;
+  closedAt: number | null;
+  closeReason: ShareSpaceCloseReason | null;
+  failedReason: string | null;
+}
+
+/** A status change of a share space (compare-and-set in AssistanceRepo.transition). */
+export interface ShareSpaceTransition {
+  status: ShareSpaceStatus;
+  acceptedAt?: number;
+  openedAt?: number;
+  closedAt?: number;
+  closeReason?: ShareSpaceCloseReason;
+  failedReason?: string | null;
+}
+
+/** joining: passed code and password, token minted; connected: its console is live; left / removed: gone. */
+export type AssistHelperState = 'joining' | 'connected' | 'left' | 'removed';
+
+/** One helper who joined a share space (each join is a new helper: console tokens are single-use). */
+export interface AssistHelperRecord {
+  id: string;
+  spaceId: string;
+  /** The name the helper typed on the join page. */
+  name: string;
+  sourceIp: string | null;
+  /** SHA-256 of the assist-viewer console token minted at the join. */
+  tokenHash: string;
+  /** The console session, once the token was redeemed. */
+  sessionId: string | null;
+  /** Whether the desktop user gave this helper control (else view-only). */
+  control: boolean;
+  state: AssistHelperState;
+  joinedAt: number;
+  connectedAt: number | null;
+  leftAt: number | null;
+}
+
+/**
+ * A console page bound to its live session by a secret the page made itself (sent once as a WebSocket
+ * subprotocol at the upgrade, then in a header); only the secret's SHA-256 is stored. It is how the
+ * desktop user's page and a helper's page talk to the gateway without the spent console token.
+ */
+export interface AssistPageRecord {
+  keyHash: string;
+  sessionId: string;
+  projectId: string;
+  resourceId: string;
+  /** user: the desktop's assigned user; helper: a remote-assistance helper; none: anyone else. */
+  role: 'user' | 'helper' | 'none';
+  userId: string | null;
+  helperId: string | null;
+  createdAt: number;
+}
+
+/** Join attempts counted under one key (a share space, or a source address), and its lock. */
+export interface AssistAttemptRecord { count: number; windowStart: number; lockedUntil: number | null }
+
+export interface AssistanceRepo {
+  /** Inserts an active space; false when the desktop already has an active one (on any node). */
+  insertSpace(s: ShareSpaceRecord): Promise<boolean>;
+  getSpace(id: string): Promise<ShareSpaceRecord | undefined>;
+  /** The desktop's active space, else its newest closed one. */
+  currentForDesktop(desktopId: string): Promise<ShareSpaceRecord | undefined>;
+  /** The active space with this invitation code. */
+  findActiveByCode(code: string): Promise<ShareSpaceRecord | undefined>;
+  /**
+   * Compare-and-set: applies `t` only when the space's status is one of `from`; returns the updated
+   * record, or undefined when it was in another state. Going to CLOSE frees the desktop for a new space.
+   */
+  transition(id: string, from: readonly ShareSpaceStatus[], t: ShareSpaceTransition): Promise<ShareSpaceRecord | undefined>;
+  /** Active spaces with `expiresAt <= now`, oldest first. */
+  listExpired(now: number, limit: number): Promise<ShareSpaceRecord[]>;
+  /** Deletes spaces closed before `before`, with their helpers. */
+  purgeClosed(before: number): Promise<number>;
+  insertHelper(h: AssistHelperRecord): Promise<void>;
+  getHelper(id: string): Promise<AssistHelperRecord | undefined>;
+  findHelperByToken(tokenHash: string): Promise<AssistHelperRecord | undefined>;
+  /** Helpers of a space in join order, only those in `states` when given. */
+  listHelpers(spaceId: string, states?: readonly AssistHelperState[]): Promise<AssistHelperRecord[]>;
+  helpersBySessions(sessionIds: readonly string[]): Promise<AssistHelperRecord[]>;
+  /** Updates a helper when its state is one of `fromStates` (any when omitted); the updated record or undefined. */
+  updateHelper(id: string, patch: Partial<Pick<AssistHelperRecord, 'sessionId' | 'control' | 'state' | 'connectedAt' | 'leftAt'>>, fromStates?: readonly AssistHelperState[]): Promise<AssistHelperRecord | undefined>;
+  bindPage(p: AssistPageRecord): Promise<void>;
+  getPage(keyHash: string): Promise<AssistPageRecord | undefined>;
+  deletePagesOfSession(sessionId: string): Promise<void>;
+  /** Deletes page bindings made before `before` (sessions of a crashed node). */
+  purgePages(before: number): Promise<number>;
+  getAttempts(key: string): Promise<AssistAttemptRecord | undefined>;
+  /** Atomically counts one attempt in the key's window (a new window when the last one is over); the counts after it. */
+  hitAttempt(key: string, now: number, windowMs: number): Promise<AssistAttemptRecord>;
+  /** Takes one attempt back (a successful join does not count against the space). */
+  releaseAttempt(key: string): Promise<void>;
+  lockAttempts(key: string, until: number): Promise<void>;
+  clearAttempts(key: string): Promise<void>;
+}
+
 export interface Store {
   readonly dialect: 'sqlite' | 'postgres';
   readonly identity: IdentityRepo;
@@ -229,6 +478,17 @@ export interface Store {
   readonly sessions: SessionRepo;
   readonly audit: AuditRepo;
   readonly accessKeys: AccessKeyRepo;
+  readonly probes: ProbeRepo;
+  readonly sealed: SealedValueRepo;
+  /** Gateway nodes: registration, heartbeats, failover of a lost node's sessions. */
+  readonly nodes: NodeRepo;
+  /** Remote assistance: share spaces, helpers, page bindings, join attempts. */
+  readonly assistance: AssistanceRepo;
+  /**
+   * Runs `fn` in one database transaction: every write through the `tx` store commits together or
+   * not at all. Use only `tx` inside `fn` (on SQLite the outer store waits for the transaction).
+   */
+  transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T>;
   /** Cheap round trip used by readiness checks. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -21,7 +21,9 @@ export interface TestGateway {
 
 export async function startTestGateway(opts: { fleet?: string; args?: string[]; env?: Record<string, string>; demo?: boolean } = {}): Promise<TestGateway> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'porthole-test-'));
-  const args = ['--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--log-level', process.env.TEST_LOG_LEVEL ?? 'silent', ...(opts.args ?? [])];
+  // The liveness prober is off unless a test turns it on (`args: ['--probe-interval-seconds', '1']`): several
+  // fleets point machines at closed ports on purpose, and a probe would mark them down and refuse their consoles.
+  const args = ['--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--log-level', process.env.TEST_LOG_LEVEL ?? 'silent', '--probe-interval-seconds', '0', ...(opts.args ?? [])];
   if (opts.fleet !== undefined) {
     const file = path.join(dataDir, 'fleet.yaml');
     writeFileSync(file, opts.fleet);

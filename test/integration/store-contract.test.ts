@@ -505,6 +505,282 @@ function contract(name: string, open: () => Promise<Store>, opts: { dialect: Sto
         assert.equal(await store.accessKeys.delete(k.accessKey), false);
       });
     });
+
+    // Admin API, prober and key rotation (issue 4).
+    describe('directory listing and deletion', () => {
+      it('listDomains/listProjects/listUsers by name; deleteProject takes its role bindings; deleteUser its keys, lockouts, tokens and roles', async () => {
+        const mine = await tenant(store);
+        assert.ok((await store.identity.listDomains()).some((d) => d.id === mine.domain.id));
+        const p2 = { id: hex32(), domainId: mine.domain.id, name: 'a-first', createdAt: T0 };
+        await store.identity.upsertProject(p2);
+        assert.deepEqual(await store.identity.listProjects(mine.domain.id), [p2, mine.project]);
+        assert.ok((await store.identity.listProjects()).some((p) => p.id === p2.id));
+        const bob: UserRecord = { ...mine.user, id: hex32(), name: 'bob' };
+        await store.identity.upsertUser(bob);
+        assert.deepEqual((await store.identity.listUsers(mine.domain.id)).map((u) => u.name), ['alice', 'bob']);
+        await store.identity.setRole({ userId: bob.id, projectId: mine.project.id, role: 'viewer' });
+        await store.identity.setRole({ userId: bob.id, projectId: p2.id, role: 'admin' });
+        assert.equal(await store.identity.removeRole(bob.id, mine.project.id), true);
+        assert.equal(await store.identity.removeRole(bob.id, mine.project.id), false);
+        assert.equal(await store.identity.deleteProject(p2.id), true);
+        assert.deepEqual(await store.identity.rolesOf(bob.id), []);
+        assert.equal(await store.identity.deleteProject(p2.id), false);
+        await store.identity.setRole({ userId: bob.id, projectId: mine.project.id, role: 'viewer' });
+        const key: AccessKeyRecord = { accessKey: `AK${randomBytes(9).toString('hex').toUpperCase()}`, userId: bob.id, domainId: mine.domain.id, secretSealed: 's', status: 'active', description: '', createdAt: T0, lastUsedAt: null };
+        await store.accessKeys.insert(key);
+        await store.accessKeys.setLockout(key.accessKey, { failures: 2, lockedUntil: null }, T0);
+        await store.identity.insertIamToken({ tokenHash: hex32() + hex32(), userId: bob.id, projectId: null, domainId: mine.domain.id, methods: ['password'], issuedAt: T0, expiresAt: T0 + BIG });
+        assert.equal(await store.identity.deleteUser(bob.id), true);
+        assert.equal(await store.identity.getUser(bob.id), undefined);
+        assert.equal(await store.accessKeys.get(key.accessKey), undefined);
+        assert.equal(await store.accessKeys.getLockout(key.accessKey), undefined);
+        assert.equal(await store.identity.deleteUser(bob.id), false);
+        const empty = { id: hex32(), name: `e-${hex32()}`, createdAt: T0 };
+        await store.identity.upsertDomain(empty);
+        assert.equal(await store.identity.deleteDomain(empty.id), true);
+        assert.equal(await store.identity.getDomain(empty.id), undefined);
+        await assert.rejects(store.identity.deleteDomain(mine.domain.id), 'a domain with projects and users cannot go');
+      });
+    });
+
+    describe('inventory for the admin API', () => {
+      it('VeNCrypt fields round-trip, appear only when set, and each change bumps the generation', async () => {
+        const r = resource(t.project.id, { endpoint: endpoint({ security: 'vencrypt', tlsCa: 'CA-PEM', tlsCert: 'CERT-PEM', tlsKeySealed: 'sealed:key' }) });
+        const { record } = await store.inventory.upsertResource(r, T0);
+        assert.deepEqual(record.endpoint, r.endpoint);
+        const plain = resource(t.project.id);
+        assert.deepEqual(Object.keys((await store.inventory.upsertResource(plain, T0)).record.endpoint!).sort(), ['host', 'passwordSealed', 'port', 'security', 'zone']);
+        let gen = record.endpointGeneration;
+        for (const over of [{ tlsCa: null }, { tlsCert: 'OTHER' }, { tlsKeySealed: 'sealed:key2' }]) {
+          const res = await store.inventory.upsertResource({ ...r, endpoint: { ...r.endpoint!, ...over } }, T0 + 1);
+          assert.equal(res.endpointChanged, true, JSON.stringify(over));
+          assert.equal(res.record.endpointGeneration, ++gen);
+        }
+      });
+
+      it('listResources limits to projectIds (an empty list matches nothing)', async () => {
+        const a = await tenant(store);
+        const b = await tenant(store);
+        const ra = resource(a.project.id);
+        const rb = resource(b.project.id, { kind: 'desktop' });
+        for (const r of [ra, rb]) await store.inventory.upsertResource(r, T0);
+        assert.deepEqual((await store.inventory.listResources({ projectIds: [a.project.id, b.project.id] })).map((r) => r.id).sort(), [ra.id, rb.id].sort());
+        assert.deepEqual((await store.inventory.listResources({ projectIds: [b.project.id], kind: 'cloudserver' })), []);
+        assert.deepEqual(await store.inventory.listResources({ projectIds: [] }), []);
+      });
+    });
+
+    describe('console tokens for the admin API', () => {
+      it('listOutstanding: unredeemed, unrevoked, unexpired; by resource, projects or hash prefix, newest first; revoke one', async () => {
+        const mine = await tenant(store);
+        const rid = randomUUID();
+        const fresh = token(mine.project.id, rid, { createdAt: T0 + 2, expiresAt: T0 + BIG });
+        const older = token(mine.project.id, rid, { createdAt: T0 + 1, expiresAt: T0 + BIG });
+        const expired = token(mine.project.id, rid, { expiresAt: T0 + 5 });
+        const used = token(mine.project.id, rid, { redeemedAt: T0, expiresAt: T0 + BIG });
+        const revoked = token(mine.project.id, rid, { revokedAt: T0, expiresAt: T0 + BIG });
+        const other = token(mine.project.id, randomUUID(), { expiresAt: T0 + BIG });
+        for (const x of [fresh, older, expired, used, revoked, other]) await store.consoleTokens.insert(x);
+        const now = T0 + 10;
+        assert.deepEqual(await store.consoleTokens.listOutstanding({ now, resourceId: rid }), [fresh, older]);
+        assert.deepEqual((await store.consoleTokens.listOutstanding({ now, projectIds: [mine.project.id] })).length, 3);
+        assert.deepEqual(await store.consoleTokens.listOutstanding({ now, projectIds: [] }), []);
+        assert.deepEqual(await store.consoleTokens.listOutstanding({ now, hashPrefix: fresh.tokenHash.slice(0, 12) }), [fresh]);
+        assert.deepEqual(await store.consoleTokens.listOutstanding({ now, hashPrefix: '%' }), [], 'no LIKE wildcards from callers');
+        assert.equal(await store.consoleTokens.revoke(fresh.tokenHash, now), true);
+        assert.equal(await store.consoleTokens.revoke(fresh.tokenHash, now), false);
+        assert.equal(await store.consoleTokens.revoke(used.tokenHash, now), false, 'a redeemed token is not revoked');
+        assert.deepEqual(await store.consoleTokens.listOutstanding({ now, resourceId: rid }), [older]);
+      });
+    });
+
+    describe('sessions for the admin API', () => {
+      it('list by projects and node; progress updates an open session only; activity counts open ones and the last end', async () => {
+        const p = hex32();
+        const rid = randomUUID();
+        const open1 = session({ projectId: p, resourceId: rid, nodeId: 'n1', startedAt: T0 + 1 });
+        const open2 = session({ projectId: p, resourceId: rid, nodeId: 'n2', startedAt: T0 + 2 });
+        const done = session({ projectId: p, resourceId: rid, nodeId: 'n1', startedAt: T0, endedAt: T0 + BIG, closeCode: 4006, closeReason: 'killed' });
+        for (const x of [open1, open2, done]) await store.sessions.start(x);
+        assert.deepEqual((await store.sessions.list({ projectIds: [p], open: true })).map((x) => x.id), [open2.id, open1.id]);
+        assert.deepEqual((await store.sessions.list({ projectIds: [p], nodeId: 'n1' })).map((x) => x.id), [open1.id, done.id]);
+        assert.deepEqual(await store.sessions.list({ projectIds: [] }), []);
+        await store.sessions.progress(open1.id, { bytesToClient: BIG, bytesToBackend: 7 });
+        await store.sessions.progress(done.id, { bytesToClient: 1, bytesToBackend: 1 });
+        assert.deepEqual([(await store.sessions.get(open1.id))?.bytesToClient, (await store.sessions.get(open1.id))?.bytesToBackend], [BIG, 7]);
+        assert.equal((await store.sessions.get(done.id))?.bytesToClient, 0, 'an ended session keeps its final counts');
+        const none = randomUUID();
+        const act = await store.sessions.activity([rid, none]);
+        assert.deepEqual(act.get(rid), { open: 2, lastEndedAt: T0 + BIG });
+        assert.equal(act.get(none), undefined);
+        assert.equal((await store.sessions.activity([])).size, 0);
+      });
+    });
+
+    describe('endpoint probes', () => {
+      it('record inserts and replaces; get, list (all or some), delete', async () => {
+        const id = randomUUID();
+        const pr = { resourceId: id, endpointGeneration: 2, reachable: true, failure: null, rfbVersion: '003.008', checkedAt: T0 + BIG, changedAt: T0, nodeId: 'n1' };
+        await store.probes.record(pr);
+        assert.deepEqual(await store.probes.get(id), pr);
+        const down = { ...pr, reachable: false, failure: 'refused', rfbVersion: null, checkedAt: T0 + BIG + 1, changedAt: T0 + BIG + 1, nodeId: 'n2' };
+        await store.probes.record(down);
+        assert.deepEqual(await store.probes.get(id), down);
+        const id2 = randomUUID();
+        await store.probes.record({ ...pr, resourceId: id2 });
+        assert.deepEqual((await store.probes.list([id, id2, randomUUID()])).map((x) => x.resourceId).sort(), [id, id2].sort());
+        assert.ok((await store.probes.list()).length >= 2);
+        assert.deepEqual(await store.probes.list([]), []);
+        await store.probes.delete(id);
+        assert.equal(await store.probes.get(id), undefined);
+      });
+    });
+
+    describe('sealed values and transactions', () => {
+      it('sealed.list finds every sealed secret; replace is a compare-and-swap', async () => {
+        const mine = await tenant(store);
+        const r = resource(mine.project.id, { endpoint: endpoint({ passwordSealed: 'v1:old:pw', security: 'vencrypt', tlsKeySealed: 'v1:old:key' }) });
+        await store.inventory.upsertResource(r, T0);
+        const k: AccessKeyRecord = { accessKey: `AK${randomBytes(9).toString('hex').toUpperCase()}`, userId: mine.user.id, domainId: mine.domain.id, secretSealed: 'v1:old:sk', status: 'active', description: '', createdAt: T0, lastUsedAt: null };
+        await store.accessKeys.insert(k);
+        const mineOnly = (await store.sealed.list()).filter((v) => v.id === r.id || v.id === k.accessKey);
+        assert.deepEqual(mineOnly, [
+          { kind: 'endpoint_password', id: r.id, sealed: 'v1:old:pw' }, { kind: 'endpoint_tls_key', id: r.id, sealed: 'v1:old:key' },
+          { kind: 'access_key_secret', id: k.accessKey, sealed: 'v1:old:sk' },
+        ]);
+        assert.equal(await store.sealed.replace('endpoint_password', r.id, 'v1:old:pw', 'v1:new:pw'), true);
+        assert.equal(await store.sealed.replace('endpoint_password', r.id, 'v1:old:pw', 'v1:other:pw'), false, 'a concurrent change wins');
+        assert.equal(await store.sealed.replace('endpoint_tls_key', r.id, 'v1:old:key', 'v1:new:key'), true);
+        assert.equal(await store.sealed.replace('access_key_secret', k.accessKey, 'v1:old:sk', 'v1:new:sk'), true);
+        const after = (await store.inventory.getResourceById(r.id))!;
+        assert.deepEqual([after.endpoint?.passwordSealed, after.endpoint?.tlsKeySealed, after.endpointGeneration], ['v1:new:pw', 'v1:new:key', 1], 're-sealing is no endpoint change');
+        assert.equal((await store.accessKeys.get(k.accessKey))?.secretSealed, 'v1:new:sk');
+      });
+
+      it('transaction commits every write together, or none when it throws', async () => {
+        const d = { id: hex32(), name: `tx-${hex32()}`, createdAt: T0 };
+        const p = { id: hex32(), domainId: d.id, name: 'p', createdAt: T0 };
+        await assert.rejects(store.transaction(async (tx) => {
+          await tx.identity.upsertDomain(d);
+          await tx.identity.upsertProject(p);
+          await tx.inventory.upsertResource(resource(p.id), T0);
+          throw new Error('boom');
+        }), /boom/);
+        assert.equal(await store.identity.getDomain(d.id), undefined);
+        assert.equal(await store.identity.getProject(p.id), undefined);
+        const out = await store.transaction(async (tx) => {
+          await tx.identity.upsertDomain(d);
+          await tx.identity.upsertProject(p);
+          await tx.identity.deleteProject(p.id);
+          return 'ok';
+        });
+        assert.equal(out, 'ok');
+        assert.deepEqual(await store.identity.getDomain(d.id), d);
+        assert.equal(await store.identity.getProject(p.id), undefined);
+      });
+    });
+
+    // Scale-out (issue 7). Last in the contract: reapLost closes every open session of a node that is
+    // not alive, which includes the unregistered nodes of the tests above.
+    describe('nodes', () => {
+      const node = (id: string, at: number) => ({ id, address: `10.0.0.1:${8000 + (at % 1000)}`, version: '0.1.0', startedAt: at, heartbeatAt: at });
+
+      it('register/list round-trip; heartbeat records time and draining; unknown node is missing; register again replaces', async () => {
+        const id = `n-${hex32()}`;
+        await store.nodes.register(node(id, T0));
+        const mine = () => store.nodes.list().then((xs) => xs.find((x) => x.id === id));
+        assert.deepEqual(await mine(), { ...node(id, T0), draining: false, lostAt: null });
+        assert.equal(await store.nodes.heartbeat(id, T0 + BIG, true), 'ok');
+        assert.deepEqual([(await mine())?.heartbeatAt, (await mine())?.draining], [T0 + BIG, true]);
+        assert.equal(await store.nodes.heartbeat(`n-${hex32()}`, T0, false), 'missing');
+        await store.nodes.register({ ...node(id, T0 + 5), address: 'elsewhere:1' });
+        assert.deepEqual(await mine(), { ...node(id, T0 + 5), address: 'elsewhere:1', draining: false, lostAt: null });
+        await store.nodes.remove(id);
+        assert.equal(await mine(), undefined);
+      });
+
+      it('reapLost declares stale nodes once, closes the sessions of every node not alive (1001, reason), forgets old lost rows', async () => {
+        const now = T0 + 1_000_000;
+        const alive = `n-${hex32()}`;
+        const stale = `n-${hex32()}`;
+        const old = `n-${hex32()}`;
+        await store.nodes.register(node(alive, now - 1000));
+        await store.nodes.register(node(stale, now - 60_000));
+        await store.nodes.register(node(old, now - 10 * 86_400_000));
+        const mineAlive = session({ nodeId: alive });
+        const mineStale = session({ nodeId: stale });
+        const neverRegistered = session({ nodeId: `n-${hex32()}` });
+        for (const s of [mineAlive, mineStale, neverRegistered]) await store.sessions.start(s);
+        const first = await store.nodes.reapLost({ cutoff: now - 30_000, now, reason: 'node_lost', forgetLostBefore: now - 86_400_000 });
+        assert.deepEqual(first.nodes.sort(), [old, stale].sort());
+        assert.ok(first.sessions >= 2);
+        for (const s of [mineStale, neverRegistered]) {
+          const got = await store.sessions.get(s.id);
+          assert.deepEqual([got?.endedAt, got?.closeCode, got?.closeReason], [now, 1001, 'node_lost']);
+        }
+        assert.equal((await store.sessions.get(mineAlive.id))?.endedAt, null);
+        assert.equal(await store.nodes.heartbeat(stale, now + 1, false), 'lost', 'a lost node learns it from its heartbeat');
+        const rows = await store.nodes.list();
+        assert.equal(rows.find((x) => x.id === stale)?.lostAt, now);
+        const second = await store.nodes.reapLost({ cutoff: now - 30_000, now: now + 10, reason: 'node_lost', forgetLostBefore: now - 86_400_000 });
+        assert.deepEqual(second, { nodes: [], sessions: 0 }, 'each node and session once');
+        await store.nodes.reapLost({ cutoff: now - 30_000, now: now + 20, reason: 'node_lost', forgetLostBefore: now + 15 });
+        assert.equal((await store.nodes.list()).some((x) => x.id === stale || x.id === old), false, 'lost rows older than forgetLostBefore are gone');
+        await store.nodes.register(node(stale, now + 30));
+        assert.equal((await store.nodes.list()).find((x) => x.id === stale)?.lostAt, null, 'registering again makes it alive');
+        for (const id of [alive, stale]) await store.nodes.remove(id);
+        await store.sessions.end(mineAlive.id, { endedAt: now, bytesToClient: 0, bytesToBackend: 0, closeCode: 1000, closeReason: 'done' });
+      });
+
+      it('reopenSessions re-opens only that node\'s sessions closed with that reason', async () => {
+        const id = `n-${hex32()}`;
+        const lost = session({ nodeId: id });
+        const normal = session({ nodeId: id });
+        const otherNode = session({ nodeId: `n-${hex32()}` });
+        for (const s of [lost, normal, otherNode]) await store.sessions.start(s);
+        await store.sessions.end(lost.id, { endedAt: T0 + 1, bytesToClient: 0, bytesToBackend: 0, closeCode: 1001, closeReason: 'node_lost' });
+        await store.sessions.end(normal.id, { endedAt: T0 + 1, bytesToClient: 0, bytesToBackend: 0, closeCode: 1000, closeReason: 'client_closed' });
+        await store.sessions.end(otherNode.id, { endedAt: T0 + 1, bytesToClient: 0, bytesToBackend: 0, closeCode: 1001, closeReason: 'node_lost' });
+        assert.equal(await store.nodes.reopenSessions(id, [lost.id, normal.id, otherNode.id], 'node_lost'), 1);
+        assert.deepEqual(await store.sessions.get(lost.id), lost);
+        assert.equal((await store.sessions.get(normal.id))?.closeReason, 'client_closed');
+        assert.equal((await store.sessions.get(otherNode.id))?.closeReason, 'node_lost');
+        assert.equal(await store.nodes.reopenSessions(id, [], 'node_lost'), 0);
+        await store.sessions.end(lost.id, { endedAt: T0 + 2, bytesToClient: 0, bytesToBackend: 0, closeCode: 1000, closeReason: 'done' });
+      });
+
+      it('openSessionCounts per node, optionally of some projects (an empty list matches nothing)', async () => {
+        const n1 = `n-${hex32()}`;
+        const n2 = `n-${hex32()}`;
+        const p1 = hex32();
+        const p2 = hex32();
+        const ss = [session({ nodeId: n1, projectId: p1 }), session({ nodeId: n1, projectId: p2 }), session({ nodeId: n2, projectId: p1 }), session({ nodeId: n2, projectId: p1 })];
+        for (const s of ss) await store.sessions.start(s);
+        await store.sessions.end(ss[3]!.id, { endedAt: T0 + 1, bytesToClient: 0, bytesToBackend: 0, closeCode: 1000, closeReason: 'done' });
+        const all = await store.nodes.openSessionCounts();
+        assert.deepEqual([all.get(n1), all.get(n2)], [2, 1]);
+        const onlyP1 = await store.nodes.openSessionCounts([p1]);
+        assert.deepEqual([onlyP1.get(n1), onlyP1.get(n2)], [1, 1]);
+        assert.equal((await store.nodes.openSessionCounts([])).size, 0);
+        for (const s of ss.slice(0, 3)) await store.sessions.end(s.id, { endedAt: T0 + 2, bytesToClient: 0, bytesToBackend: 0, closeCode: 1000, closeReason: 'done' });
+      });
+
+      it(`survivors reaping at once over ${opts.redeemNodes} store(s): each stale node is declared exactly once`, async () => {
+        const stores = [store, ...(opts.redeemNodes === 2 ? [await open()] : [])];
+        try {
+          const now = T0 + 2_000_000;
+          const ids = Array.from({ length: 10 }, () => `n-${hex32()}`);
+          for (const id of ids) await store.nodes.register(node(id, now - 60_000));
+          const results = await Promise.all(Array.from({ length: 20 }, (_, i) =>
+            stores[i % stores.length]!.nodes.reapLost({ cutoff: now - 30_000, now, reason: 'node_lost', forgetLostBefore: 0 })));
+          const declared = results.flatMap((r) => r.nodes).filter((id) => ids.includes(id));
+          assert.deepEqual(declared.sort(), [...ids].sort());
+          for (const id of ids) await store.nodes.remove(id);
+        } finally {
+          for (const s of stores.slice(1)) await s.close();
+        }
+      });
+    });
   });
 }
 

@@ -15,40 +15,47 @@ import type { ResourceKind, ResourceRecord } from '../../store/types.js';
 import type { ApiContext } from '../context.js';
 import { jsonBody, PROJECT_ID_RE, RESOURCE_ID_RE, setNoStore } from '../http.js';
 import type { makeAuthenticate } from '../auth.js';
+import { DESKTOP_DETAIL_FIELDS } from '../../domain/desktop.js';
+import { loginStatusOf } from '../../domain/liveness.js';
+import { systemClock } from '../../domain/clock.js';
 
 type Authenticate = ReturnType<typeof makeAuthenticate>;
 
 /** Every DesktopDetailInfo field (reference E.5); only these leave the gateway. */
-export const DESKTOP_DETAIL_FIELDS = [
-  'desktop_id', 'computer_name', 'os_host_name', 'addresses', 'ip_addresses', 'ipv4', 'ipv6', 'user_list', 'user_group_list',
-  'desktop_type', 'metadata', 'flavor', 'status', 'task_status', 'in_maintenance_mode', 'created', 'security_groups', 'login_status',
-  'user_name', 'attach_user_infos', 'product_id', 'share_resource_sku', 'root_volume', 'data_volumes', 'user_group', 'availability_zone',
-  'site_type', 'site_name', 'product', 'ou_name', 'os_version', 'sid', 'order_id', 'tags', 'is_support_internet', 'internet_mode',
-  'internet_mode_list', 'is_attaching_eip', 'attach_state', 'enterprise_project_id', 'subnet_id', 'bill_resource_id', 'process',
-  'root_resource_id', 'hour_package_info', 'is_freeze',
-] as const;
+export { DESKTOP_DETAIL_FIELDS } from '../../domain/desktop.js';
 
-export function desktopDetail(r: ResourceRecord): Record<string, unknown> {
+/** DesktopDetailInfo of a stored desktop; `loginStatus` is the live one (domain/liveness.ts) when known. */
+export function desktopDetail(r: ResourceRecord, loginStatus?: string): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const k of DESKTOP_DETAIL_FIELDS) if (Object.prototype.hasOwnProperty.call(r.attributes, k)) out[k] = r.attributes[k];
   out.desktop_id = r.id;
   out.computer_name = r.attributes.computer_name ?? r.name;
   out.status = r.status;
+  if (loginStatus !== undefined) out.login_status = loginStatus;
   if (out.created === undefined) out.created = new Date(r.createdAt).toISOString().replace(/\.\d{3}Z$/, '.000Z');
   return out;
 }
 
-export function registerConsoleRoutes(app: FastifyInstance, ctx: ApiContext, authenticate: Authenticate): void {
-  async function guard(req: FastifyRequest, projectId: string, kind: ResourceKind, id: string, action: Action) {
+/**
+ * The guard of every project-scoped Huawei API (consoles here, lists in routes/lists.ts):
+ * authenticate (and throttle) → path project syntax → project scope and role for `action` → the
+ * resource id's syntax. `id` is '*' for a list.
+ */
+export function makeProjectGuard(ctx: ApiContext, authenticate: Authenticate) {
+  return async function guard(req: FastifyRequest, projectId: string, kind: ResourceKind, id: string, action: Action) {
     // Recorded before authentication so that refused attempts show what they aimed at (ids from the path only).
     req.auditResource = { kind, id: id.slice(0, 128), projectId: PROJECT_ID_RE.test(projectId) ? projectId : null };
     const principal = await authenticate(req);
     if (!PROJECT_ID_RE.test(projectId)) throw new ApiError('project_mismatch');
     const project = await ctx.store.identity.getProject(projectId);
     authorize(principal, projectId, project?.domainId, action);
-    if (!RESOURCE_ID_RE.test(id)) throw new ApiError('not_found', notFoundMessage(kind, id.slice(0, 64)));
+    if (id !== '*' && !RESOURCE_ID_RE.test(id)) throw new ApiError('not_found', notFoundMessage(kind, id.slice(0, 64)));
     return principal;
-  }
+  };
+}
+
+export function registerConsoleRoutes(app: FastifyInstance, ctx: ApiContext, authenticate: Authenticate): void {
+  const guard = makeProjectGuard(ctx, authenticate);
 
   app.post<{ Params: { project_id: string; server_id: string } }>('/v1/:project_id/cloudservers/:server_id/remote_console',
     { config: { service: 'ecs', action: 'ecs:cloudServers:vnc' } }, async (req, reply) => {
@@ -91,6 +98,7 @@ export function registerConsoleRoutes(app: FastifyInstance, ctx: ApiContext, aut
       await guard(req, projectId, 'desktop', id, 'workspace:desktops:get');
       const desktop = await ctx.store.inventory.getResource(projectId, 'desktop', id);
       if (!desktop) throw new ApiError('not_found', notFoundMessage('desktop', id));
-      return { desktop: desktopDetail(desktop) };
+      const [probe, activity] = await Promise.all([ctx.store.probes.get(id), ctx.store.sessions.activity([id])]);
+      return { desktop: desktopDetail(desktop, loginStatusOf(desktop, probe, activity.get(id), (ctx.clock ?? systemClock).now())) };
     });
 }

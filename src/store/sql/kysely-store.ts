@@ -2,15 +2,31 @@
  * The store ports implemented once over Kysely; the SQLite and PostgreSQL adapters differ only in the
  * dialect they hand in. Row ↔ record mapping lives here so the rest of the code never sees columns.
  */
+import { decodeEndpointOptions, encodeEndpointOptions } from '../../domain/endpoint-options.js';
 import { randomUUID } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
 import type {
   AccessKeyRecord, AccessKeyRepo, AccessKeyStatus, AkLockoutRecord, AuditFilter,
   AuditEvent, AuditRepo, ConsoleSessionRecord, ConsoleTokenRecord, ConsoleTokenRepo, DomainRecord, IamTokenRecord,
   IdentityRepo, InventoryRepo, ProjectRecord, ResourceKind, ResourceRecord, Role, RoleBinding, SessionRepo, Store, UserRecord,
-  EndpointSecurity, TokenPurpose,
+  EndpointSecurity, TokenPurpose, ConsoleEndpoint, ProbeRecord, ProbeRepo, SealedKind, SealedValue, SealedValueRepo, SessionActivity,
+  HeartbeatOutcome, NodeRecord, NodeRepo,
 } from '../types.js';
-import type { AccessKeysTable, AuditEventsTable, ConsoleSessionsTable, ConsoleTokensTable, Database, ResourcesTable, UsersTable } from './schema.js';
+import type {
+  AccessKeysTable, AuditEventsTable, ConsoleSessionsTable, ConsoleTokensTable, Database, EndpointProbesTable, ResourcesTable, UsersTable,
+} from './schema.js';
+
+import { sql, type Updateable } from 'kysely';
+import type {
+  AssistAttemptRecord, AssistanceRepo, AssistHelperRecord, AssistHelperState, AssistInitiator, AssistPageRecord, ShareSpaceCloseReason,
+  ShareSpaceRecord, ShareSpaceStatus, ShareSpaceTransition,
+} from '../types.js';
+import type { AssistAttemptsTable, AssistHelpersTable, AssistSpacesTable } from './schema.js';
+
+/** Runs `fn` in a transaction, or directly when `db` already is one (Kysely does not nest transactions). */
+function inTransaction<T>(db: Kysely<Database>, fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
+  return db.isTransaction ? fn(db) : db.transaction().execute(fn);
+}
 
 const num = (v: unknown): number => (typeof v === 'string' ? Number(v) : (v as number));
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : num(v));
@@ -22,15 +38,34 @@ function toUser(r: Selectable<UsersTable>): UserRecord {
   };
 }
 
+function toEndpoint(r: Selectable<ResourcesTable>): ConsoleEndpoint | null {
+  if (r.endpoint_host === null || r.endpoint_port === null) return null;
+  const ep: ConsoleEndpoint = {
+    host: r.endpoint_host, port: num(r.endpoint_port), security: (r.endpoint_security ?? 'none') as EndpointSecurity,
+    passwordSealed: r.endpoint_password, zone: r.endpoint_zone,
+  };
+  // The VeNCrypt fields appear only when set, so endpoints without them keep their original shape.
+  if (r.endpoint_tls_ca !== null && r.endpoint_tls_ca !== undefined) ep.tlsCa = r.endpoint_tls_ca;
+  if (r.endpoint_tls_cert !== null && r.endpoint_tls_cert !== undefined) ep.tlsCert = r.endpoint_tls_cert;
+  if (r.endpoint_tls_key !== null && r.endpoint_tls_key !== undefined) ep.tlsKeySealed = r.endpoint_tls_key;
+  const options = decodeEndpointOptions(r.endpoint_options);
+  if (options) ep.options = options;
+  return ep;
+}
+
 function toResource(r: Selectable<ResourcesTable>): ResourceRecord {
   return {
     id: r.id, projectId: r.project_id, kind: r.kind as ResourceKind, name: r.name, status: r.status,
     attributes: JSON.parse(r.attributes) as Record<string, unknown>,
-    endpoint: r.endpoint_host === null || r.endpoint_port === null ? null : {
-      host: r.endpoint_host, port: num(r.endpoint_port), security: (r.endpoint_security ?? 'none') as EndpointSecurity,
-      passwordSealed: r.endpoint_password, zone: r.endpoint_zone,
-    },
+    endpoint: toEndpoint(r),
     endpointGeneration: num(r.endpoint_generation), createdAt: num(r.created_at), updatedAt: num(r.updated_at),
+  };
+}
+
+function toProbe(r: Selectable<EndpointProbesTable>): ProbeRecord {
+  return {
+    resourceId: r.resource_id, endpointGeneration: num(r.endpoint_generation), reachable: num(r.reachable) === 1, failure: r.failure,
+    rfbVersion: r.rfb_version, checkedAt: num(r.checked_at), changedAt: num(r.changed_at), nodeId: r.node_id,
   };
 }
 
@@ -68,7 +103,9 @@ function toAccessKey(r: Selectable<AccessKeysTable>): AccessKeyRecord {
 
 function sameEndpoint(a: ResourceRecord['endpoint'], b: ResourceRecord['endpoint']): boolean {
   if (a === null || b === null) return a === b;
-  return a.host === b.host && a.port === b.port && a.security === b.security && a.passwordSealed === b.passwordSealed && a.zone === b.zone;
+  return a.host === b.host && a.port === b.port && a.security === b.security && a.passwordSealed === b.passwordSealed && a.zone === b.zone &&
+    (a.tlsCa ?? null) === (b.tlsCa ?? null) && (a.tlsCert ?? null) === (b.tlsCert ?? null) && (a.tlsKeySealed ?? null) === (b.tlsKeySealed ?? null) &&
+    encodeEndpointOptions(a.options) === encodeEndpointOptions(b.options);
 }
 
 class SqlIdentity implements IdentityRepo {
@@ -76,6 +113,45 @@ class SqlIdentity implements IdentityRepo {
   async getDomain(id: string): Promise<DomainRecord | undefined> {
     const r = await this.db.selectFrom('domains').selectAll().where('id', '=', id).executeTakeFirst();
     return r && { id: r.id, name: r.name, createdAt: num(r.created_at) };
+  }
+  async listDomains(): Promise<DomainRecord[]> {
+    const rows = await this.db.selectFrom('domains').selectAll().orderBy('name').execute();
+    return rows.map((r) => ({ id: r.id, name: r.name, createdAt: num(r.created_at) }));
+  }
+  async deleteDomain(id: string): Promise<boolean> {
+    const res = await this.db.deleteFrom('domains').where('id', '=', id).executeTakeFirst();
+    return Number(res.numDeletedRows) > 0;
+  }
+  async listProjects(domainId?: string): Promise<ProjectRecord[]> {
+    let q = this.db.selectFrom('projects').selectAll();
+    if (domainId !== undefined) q = q.where('domain_id', '=', domainId);
+    const rows = await q.orderBy('name').orderBy('id').execute();
+    return rows.map((r) => ({ id: r.id, domainId: r.domain_id, name: r.name, createdAt: num(r.created_at) }));
+  }
+  async deleteProject(id: string): Promise<boolean> {
+    return inTransaction(this.db, async (trx) => {
+      await trx.deleteFrom('role_bindings').where('project_id', '=', id).execute();
+      const res = await trx.deleteFrom('projects').where('id', '=', id).executeTakeFirst();
+      return Number(res.numDeletedRows) > 0;
+    });
+  }
+  async listUsers(domainId: string): Promise<UserRecord[]> {
+    return (await this.db.selectFrom('users').selectAll().where('domain_id', '=', domainId).orderBy('name').execute()).map(toUser);
+  }
+  async deleteUser(id: string): Promise<boolean> {
+    // Explicit deletes rather than relying on ON DELETE CASCADE: ak_lockouts has no foreign key.
+    return inTransaction(this.db, async (trx) => {
+      await trx.deleteFrom('ak_lockouts').where('access_key', 'in', trx.selectFrom('access_keys').select('access_key').where('user_id', '=', id)).execute();
+      await trx.deleteFrom('access_keys').where('user_id', '=', id).execute();
+      await trx.deleteFrom('iam_tokens').where('user_id', '=', id).execute();
+      await trx.deleteFrom('role_bindings').where('user_id', '=', id).execute();
+      const res = await trx.deleteFrom('users').where('id', '=', id).executeTakeFirst();
+      return Number(res.numDeletedRows) > 0;
+    });
+  }
+  async removeRole(userId: string, projectId: string): Promise<boolean> {
+    const res = await this.db.deleteFrom('role_bindings').where('user_id', '=', userId).where('project_id', '=', projectId).executeTakeFirst();
+    return Number(res.numDeletedRows) > 0;
   }
   async findDomainByName(name: string): Promise<DomainRecord | undefined> {
     const r = await this.db.selectFrom('domains').selectAll().where('name', '=', name).executeTakeFirst();
@@ -151,14 +227,16 @@ class SqlInventory implements InventoryRepo {
     const r = await this.db.selectFrom('resources').selectAll().where('id', '=', id).executeTakeFirst();
     return r && toResource(r);
   }
-  async listResources(filter: { projectId?: string; kind?: ResourceKind }): Promise<ResourceRecord[]> {
+  async listResources(filter: { projectId?: string; kind?: ResourceKind; projectIds?: readonly string[] }): Promise<ResourceRecord[]> {
+    if (filter.projectIds !== undefined && filter.projectIds.length === 0) return [];
     let q = this.db.selectFrom('resources').selectAll();
     if (filter.projectId) q = q.where('project_id', '=', filter.projectId);
+    if (filter.projectIds !== undefined) q = q.where('project_id', 'in', [...filter.projectIds]);
     if (filter.kind) q = q.where('kind', '=', filter.kind);
     return (await q.orderBy('created_at').orderBy('id').execute()).map(toResource);
   }
   async upsertResource(r: Omit<ResourceRecord, 'endpointGeneration' | 'createdAt' | 'updatedAt'>, now: number) {
-    return this.db.transaction().execute(async (trx) => {
+    return inTransaction(this.db, async (trx) => {
       const existing = await trx.selectFrom('resources').selectAll().where('id', '=', r.id).executeTakeFirst();
       const prev = existing ? toResource(existing) : undefined;
       const endpointChanged = prev !== undefined && !sameEndpoint(prev.endpoint, r.endpoint);
@@ -167,6 +245,8 @@ class SqlInventory implements InventoryRepo {
         id: r.id, project_id: r.projectId, kind: r.kind, name: r.name, status: r.status, attributes: JSON.stringify(r.attributes),
         endpoint_host: r.endpoint?.host ?? null, endpoint_port: r.endpoint?.port ?? null, endpoint_security: r.endpoint?.security ?? null,
         endpoint_password: r.endpoint?.passwordSealed ?? null, endpoint_zone: r.endpoint?.zone ?? null, endpoint_generation: generation,
+        endpoint_tls_ca: r.endpoint?.tlsCa ?? null, endpoint_tls_cert: r.endpoint?.tlsCert ?? null, endpoint_tls_key: r.endpoint?.tlsKeySealed ?? null,
+        endpoint_options: encodeEndpointOptions(r.endpoint?.options),
         created_at: prev?.createdAt ?? now, updated_at: now,
       };
       if (prev) {
@@ -214,6 +294,24 @@ class SqlConsoleTokens implements ConsoleTokenRepo {
     const res = await this.db.deleteFrom('console_tokens').where('expires_at', '<', before).executeTakeFirst();
     return Number(res.numDeletedRows);
   }
+  async listOutstanding(filter: { now: number; resourceId?: string; projectIds?: readonly string[]; hashPrefix?: string; limit?: number }): Promise<ConsoleTokenRecord[]> {
+    if (filter.projectIds !== undefined && filter.projectIds.length === 0) return [];
+    let q = this.db.selectFrom('console_tokens').selectAll()
+      .where('redeemed_at', 'is', null).where('revoked_at', 'is', null).where('expires_at', '>', filter.now);
+    if (filter.resourceId) q = q.where('resource_id', '=', filter.resourceId);
+    if (filter.projectIds !== undefined) q = q.where('project_id', 'in', [...filter.projectIds]);
+    if (filter.hashPrefix !== undefined) {
+      // Hex only, so the LIKE pattern holds no wildcard of the caller's.
+      if (!/^[0-9a-f]{1,64}$/.test(filter.hashPrefix)) return [];
+      q = q.where('token_hash', 'like', `${filter.hashPrefix}%`);
+    }
+    return (await q.orderBy('created_at', 'desc').orderBy('token_hash').limit(filter.limit ?? 1000).execute()).map(toToken);
+  }
+  async revoke(tokenHash: string, now: number): Promise<boolean> {
+    const res = await this.db.updateTable('console_tokens').set({ revoked_at: now })
+      .where('token_hash', '=', tokenHash).where('revoked_at', 'is', null).where('redeemed_at', 'is', null).executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
 }
 
 class SqlSessions implements SessionRepo {
@@ -234,9 +332,12 @@ class SqlSessions implements SessionRepo {
     const r = await this.db.selectFrom('console_sessions').selectAll().where('id', '=', id).executeTakeFirst();
     return r && toSession(r);
   }
-  async list(filter: { resourceId?: string; open?: boolean; limit?: number }): Promise<ConsoleSessionRecord[]> {
+  async list(filter: { resourceId?: string; open?: boolean; limit?: number; projectIds?: readonly string[]; nodeId?: string }): Promise<ConsoleSessionRecord[]> {
+    if (filter.projectIds !== undefined && filter.projectIds.length === 0) return [];
     let q = this.db.selectFrom('console_sessions').selectAll();
     if (filter.resourceId) q = q.where('resource_id', '=', filter.resourceId);
+    if (filter.projectIds !== undefined) q = q.where('project_id', 'in', [...filter.projectIds]);
+    if (filter.nodeId !== undefined) q = q.where('node_id', '=', filter.nodeId);
     if (filter.open === true) q = q.where('ended_at', 'is', null);
     if (filter.open === false) q = q.where('ended_at', 'is not', null);
     return (await q.orderBy('started_at', 'desc').limit(filter.limit ?? 100).execute()).map(toSession);
@@ -245,6 +346,83 @@ class SqlSessions implements SessionRepo {
     const res = await this.db.updateTable('console_sessions').set({ ended_at: now, close_reason: reason, close_code: 1001 })
       .where('node_id', '=', nodeId).where('ended_at', 'is', null).executeTakeFirst();
     return Number(res.numUpdatedRows);
+  }
+  async progress(id: string, bytes: { bytesToClient: number; bytesToBackend: number }): Promise<void> {
+    await this.db.updateTable('console_sessions').set({ bytes_to_client: bytes.bytesToClient, bytes_to_backend: bytes.bytesToBackend })
+      .where('id', '=', id).where('ended_at', 'is', null).execute();
+  }
+  async activity(resourceIds: readonly string[]): Promise<Map<string, SessionActivity>> {
+    const out = new Map<string, SessionActivity>();
+    if (resourceIds.length === 0) return out;
+    const ids = [...new Set(resourceIds)];
+    const rows = await this.db.selectFrom('console_sessions')
+      .select((eb) => [
+        'resource_id',
+        eb.fn.count<number | string>(eb.case().when('ended_at', 'is', null).then(1).end()).as('open'),
+        eb.fn.max('ended_at').as('last_ended'),
+      ])
+      .where('resource_id', 'in', ids).groupBy('resource_id').execute();
+    for (const r of rows) out.set(r.resource_id, { open: num(r.open), lastEndedAt: numOrNull(r.last_ended) });
+    return out;
+  }
+}
+
+class SqlProbes implements ProbeRepo {
+  constructor(private readonly db: Kysely<Database>) {}
+  async record(p: ProbeRecord): Promise<void> {
+    const row = {
+      resource_id: p.resourceId, endpoint_generation: p.endpointGeneration, reachable: p.reachable ? 1 : 0, failure: p.failure,
+      rfb_version: p.rfbVersion, checked_at: p.checkedAt, changed_at: p.changedAt, node_id: p.nodeId,
+    };
+    const { resource_id: _id, ...update } = row;
+    await this.db.insertInto('endpoint_probes').values(row).onConflict((oc) => oc.column('resource_id').doUpdateSet(update)).execute();
+  }
+  async get(resourceId: string): Promise<ProbeRecord | undefined> {
+    const r = await this.db.selectFrom('endpoint_probes').selectAll().where('resource_id', '=', resourceId).executeTakeFirst();
+    return r && toProbe(r);
+  }
+  async list(resourceIds?: readonly string[]): Promise<ProbeRecord[]> {
+    if (resourceIds !== undefined && resourceIds.length === 0) return [];
+    let q = this.db.selectFrom('endpoint_probes').selectAll();
+    if (resourceIds !== undefined) q = q.where('resource_id', 'in', [...new Set(resourceIds)]);
+    return (await q.orderBy('resource_id').execute()).map(toProbe);
+  }
+  async delete(resourceId: string): Promise<void> {
+    await this.db.deleteFrom('endpoint_probes').where('resource_id', '=', resourceId).execute();
+  }
+}
+
+class SqlSealedValues implements SealedValueRepo {
+  constructor(private readonly db: Kysely<Database>) {}
+  async list(): Promise<SealedValue[]> {
+    const out: SealedValue[] = [];
+    const pw = await this.db.selectFrom('resources').select(['id', 'endpoint_password']).where('endpoint_password', 'is not', null).orderBy('id').execute();
+    for (const r of pw) out.push({ kind: 'endpoint_password', id: r.id, sealed: r.endpoint_password! });
+    const keys = await this.db.selectFrom('resources').select(['id', 'endpoint_tls_key']).where('endpoint_tls_key', 'is not', null).orderBy('id').execute();
+    for (const r of keys) out.push({ kind: 'endpoint_tls_key', id: r.id, sealed: r.endpoint_tls_key! });
+    const aks = await this.db.selectFrom('access_keys').select(['access_key', 'secret_sealed']).orderBy('access_key').execute();
+    for (const r of aks) out.push({ kind: 'access_key_secret', id: r.access_key, sealed: r.secret_sealed });
+    const spaces = await this.db.selectFrom('assist_spaces').select(['id', 'password_sealed']).orderBy('id').execute();
+    for (const r of spaces) out.push({ kind: 'share_space_password', id: r.id, sealed: r.password_sealed });
+    return out;
+  }
+  async replace(kind: SealedKind, id: string, expected: string, next: string): Promise<boolean> {
+    let res;
+    switch (kind) {
+      case 'endpoint_password':
+        res = await this.db.updateTable('resources').set({ endpoint_password: next }).where('id', '=', id).where('endpoint_password', '=', expected).executeTakeFirst();
+        break;
+      case 'endpoint_tls_key':
+        res = await this.db.updateTable('resources').set({ endpoint_tls_key: next }).where('id', '=', id).where('endpoint_tls_key', '=', expected).executeTakeFirst();
+        break;
+      case 'access_key_secret':
+        res = await this.db.updateTable('access_keys').set({ secret_sealed: next }).where('access_key', '=', id).where('secret_sealed', '=', expected).executeTakeFirst();
+        break;
+      case 'share_space_password':
+        res = await this.db.updateTable('assist_spaces').set({ password_sealed: next }).where('id', '=', id).where('password_sealed', '=', expected).executeTakeFirst();
+        break;
+    }
+    return Number(res.numUpdatedRows) > 0;
   }
 }
 
@@ -311,7 +489,7 @@ class SqlAccessKeys implements AccessKeyRepo {
     return this.get(accessKey);
   }
   async delete(accessKey: string): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
+    return inTransaction(this.db, async (trx) => {
       await trx.deleteFrom('ak_lockouts').where('access_key', '=', accessKey).execute();
       const res = await trx.deleteFrom('access_keys').where('access_key', '=', accessKey).executeTakeFirst();
       return Number(res.numDeletedRows) > 0;
@@ -335,6 +513,220 @@ class SqlAccessKeys implements AccessKeyRepo {
   }
 }
 
+class SqlNodes implements NodeRepo {
+  constructor(private readonly db: Kysely<Database>) {}
+  async register(n: Omit<NodeRecord, 'lostAt' | 'draining'>): Promise<void> {
+    const row = { id: n.id, address: n.address, version: n.version, started_at: n.startedAt, heartbeat_at: n.heartbeatAt, draining: 0, lost_at: null };
+    const { id: _id, ...update } = row;
+    await this.db.insertInto('nodes').values(row).onConflict((oc) => oc.column('id').doUpdateSet(update)).execute();
+  }
+  async heartbeat(id: string, now: number, draining: boolean): Promise<HeartbeatOutcome> {
+    const res = await this.db.updateTable('nodes').set({ heartbeat_at: now, draining: draining ? 1 : 0 })
+      .where('id', '=', id).where('lost_at', 'is', null).executeTakeFirst();
+    if (Number(res.numUpdatedRows) > 0) return 'ok';
+    const r = await this.db.selectFrom('nodes').select('id').where('id', '=', id).executeTakeFirst();
+    return r ? 'lost' : 'missing';
+  }
+  async list(): Promise<NodeRecord[]> {
+    const rows = await this.db.selectFrom('nodes').selectAll().orderBy('id').execute();
+    return rows.map((r) => ({
+      id: r.id, address: r.address, version: r.version, startedAt: num(r.started_at), heartbeatAt: num(r.heartbeat_at),
+      draining: num(r.draining) === 1, lostAt: numOrNull(r.lost_at),
+    }));
+  }
+  async reapLost(o: { cutoff: number; now: number; reason: string; forgetLostBefore: number }): Promise<{ nodes: string[]; sessions: number }> {
+    return inTransaction(this.db, async (trx) => {
+      // The conditional UPDATE decides: of several survivors reaping at once, one declares each node.
+      const lost = await trx.updateTable('nodes').set({ lost_at: o.now })
+        .where('lost_at', 'is', null).where('heartbeat_at', '<', o.cutoff).returning('id').execute();
+      const res = await trx.updateTable('console_sessions').set({ ended_at: o.now, close_code: 1001, close_reason: o.reason })
+        .where('ended_at', 'is', null)
+        .where('node_id', 'not in', trx.selectFrom('nodes').select('nodes.id').where('nodes.lost_at', 'is', null))
+        .executeTakeFirst();
+      await trx.deleteFrom('nodes').where('lost_at', '<', o.forgetLostBefore).execute();
+      return { nodes: lost.map((r) => r.id), sessions: Number(res.numUpdatedRows) };
+    });
+  }
+  async reopenSessions(nodeId: string, sessionIds: readonly string[], reason: string): Promise<number> {
+    if (sessionIds.length === 0) return 0;
+    const res = await this.db.updateTable('console_sessions').set({ ended_at: null, close_code: null, close_reason: null })
+      .where('node_id', '=', nodeId).where('id', 'in', [...sessionIds]).where('close_reason', '=', reason).executeTakeFirst();
+    return Number(res.numUpdatedRows);
+  }
+  async remove(id: string): Promise<void> {
+    await this.db.deleteFrom('nodes').where('id', '=', id).execute();
+  }
+  async openSessionCounts(projectIds?: readonly string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    if (projectIds !== undefined && projectIds.length === 0) return out;
+    let q = this.db.selectFrom('console_sessions').select((eb) => ['node_id', eb.fn.countAll<number | string>().as('n')]).where('ended_at', 'is', null);
+    if (projectIds !== undefined) q = q.where('project_id', 'in', [...projectIds]);
+    for (const r of await q.groupBy('node_id').execute()) out.set(r.node_id, num(r.n));
+    return out;
+  }
+}
+
+function toSpace(r: Selectable<AssistSpacesTable>): ShareSpaceRecord {
+  return {
+    id: r.id, projectId: r.project_id, desktopId: r.desktop_id, name: r.name, invitationCode: r.invitation_code, passwordSealed: r.password_sealed,
+    status: r.status as ShareSpaceStatus, initiatorType: r.initiator_type as AssistInitiator, createdByUserId: r.created_by_user_id,
+    createdByName: r.created_by_name, createdAt: num(r.created_at), expiresAt: num(r.expires_at), acceptedAt: numOrNull(r.accepted_at),
+    openedAt: numOrNull(r.opened_at), closedAt: numOrNull(r.closed_at), closeReason: r.close_reason as ShareSpaceCloseReason | null, failedReason: r.failed_reason,
+  };
+}
+
+function toHelper(r: Selectable<AssistHelpersTable>): AssistHelperRecord {
+  return {
+    id: r.id, spaceId: r.space_id, name: r.name, sourceIp: r.source_ip, tokenHash: r.token_hash, sessionId: r.session_id, control: num(r.control) === 1,
+    state: r.state as AssistHelperState, joinedAt: num(r.joined_at), connectedAt: numOrNull(r.connected_at), leftAt: numOrNull(r.left_at),
+  };
+}
+
+function toAttempts(r: Selectable<AssistAttemptsTable>): AssistAttemptRecord {
+  return { count: num(r.count), windowStart: num(r.window_start), lockedUntil: numOrNull(r.locked_until) };
+}
+
+class SqlAssistance implements AssistanceRepo {
+  constructor(private readonly db: Kysely<Database>) {}
+  async insertSpace(s: ShareSpaceRecord): Promise<boolean> {
+    const active = s.status !== 'CLOSE';
+    // ON CONFLICT on the unique active_desktop_id: a second active space for the desktop inserts nothing, on any node.
+    const res = await this.db.insertInto('assist_spaces').values({
+      id: s.id, project_id: s.projectId, desktop_id: s.desktopId, active_desktop_id: active ? s.desktopId : null, name: s.name,
+      invitation_code: s.invitationCode, password_sealed: s.passwordSealed, status: s.status, initiator_type: s.initiatorType,
+      created_by_user_id: s.createdByUserId, created_by_name: s.createdByName, created_at: s.createdAt, expires_at: s.expiresAt,
+      accepted_at: s.acceptedAt, opened_at: s.openedAt, closed_at: s.closedAt, close_reason: s.closeReason, failed_reason: s.failedReason,
+    }).onConflict((oc) => oc.column('active_desktop_id').doNothing()).returning('id').executeTakeFirst();
+    return res !== undefined;
+  }
+  async getSpace(id: string): Promise<ShareSpaceRecord | undefined> {
+    const r = await this.db.selectFrom('assist_spaces').selectAll().where('id', '=', id).executeTakeFirst();
+    return r && toSpace(r);
+  }
+  async currentForDesktop(desktopId: string): Promise<ShareSpaceRecord | undefined> {
+    const active = await this.db.selectFrom('assist_spaces').selectAll().where('active_desktop_id', '=', desktopId).executeTakeFirst();
+    if (active) return toSpace(active);
+    const r = await this.db.selectFrom('assist_spaces').selectAll().where('desktop_id', '=', desktopId)
+      .orderBy('created_at', 'desc').orderBy('id').limit(1).executeTakeFirst();
+    return r && toSpace(r);
+  }
+  async findActiveByCode(code: string): Promise<ShareSpaceRecord | undefined> {
+    const r = await this.db.selectFrom('assist_spaces').selectAll().where('invitation_code', '=', code).where('active_desktop_id', 'is not', null)
+      .orderBy('created_at', 'desc').limit(1).executeTakeFirst();
+    return r && toSpace(r);
+  }
+  async transition(id: string, from: readonly ShareSpaceStatus[], t: ShareSpaceTransition): Promise<ShareSpaceRecord | undefined> {
+    if (from.length === 0) return undefined;
+    const set: Updateable<AssistSpacesTable> = { status: t.status };
+    if (t.status === 'CLOSE') set.active_desktop_id = null;
+    if (t.acceptedAt !== undefined) set.accepted_at = t.acceptedAt;
+    if (t.openedAt !== undefined) set.opened_at = t.openedAt;
+    if (t.closedAt !== undefined) set.closed_at = t.closedAt;
+    if (t.closeReason !== undefined) set.close_reason = t.closeReason;
+    if (t.failedReason !== undefined) set.failed_reason = t.failedReason;
+    const r = await this.db.updateTable('assist_spaces').set(set).where('id', '=', id).where('status', 'in', [...from]).returningAll().executeTakeFirst();
+    return r && toSpace(r);
+  }
+  async listExpired(now: number, limit: number): Promise<ShareSpaceRecord[]> {
+    const rows = await this.db.selectFrom('assist_spaces').selectAll().where('active_desktop_id', 'is not', null).where('expires_at', '<=', now)
+      .orderBy('expires_at').limit(limit).execute();
+    return rows.map(toSpace);
+  }
+  async purgeClosed(before: number): Promise<number> {
+    return inTransaction(this.db, async (trx) => {
+      const old = trx.selectFrom('assist_spaces').select('id').where('active_desktop_id', 'is', null).where('closed_at', '<', before);
+      await trx.deleteFrom('assist_helpers').where('space_id', 'in', old).execute();
+      const res = await trx.deleteFrom('assist_spaces').where('active_desktop_id', 'is', null).where('closed_at', '<', before).executeTakeFirst();
+      return Number(res.numDeletedRows);
+    });
+  }
+  async insertHelper(h: AssistHelperRecord): Promise<void> {
+    await this.db.insertInto('assist_helpers').values({
+      id: h.id, space_id: h.spaceId, name: h.name, source_ip: h.sourceIp, token_hash: h.tokenHash, session_id: h.sessionId, control: h.control ? 1 : 0,
+      state: h.state, joined_at: h.joinedAt, connected_at: h.connectedAt, left_at: h.leftAt,
+    }).execute();
+  }
+  async getHelper(id: string): Promise<AssistHelperRecord | undefined> {
+    const r = await this.db.selectFrom('assist_helpers').selectAll().where('id', '=', id).executeTakeFirst();
+    return r && toHelper(r);
+  }
+  async findHelperByToken(tokenHash: string): Promise<AssistHelperRecord | undefined> {
+    const r = await this.db.selectFrom('assist_helpers').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+    return r && toHelper(r);
+  }
+  async listHelpers(spaceId: string, states?: readonly AssistHelperState[]): Promise<AssistHelperRecord[]> {
+    if (states !== undefined && states.length === 0) return [];
+    let q = this.db.selectFrom('assist_helpers').selectAll().where('space_id', '=', spaceId);
+    if (states !== undefined) q = q.where('state', 'in', [...states]);
+    return (await q.orderBy('joined_at').orderBy('id').execute()).map(toHelper);
+  }
+  async helpersBySessions(sessionIds: readonly string[]): Promise<AssistHelperRecord[]> {
+    if (sessionIds.length === 0) return [];
+    return (await this.db.selectFrom('assist_helpers').selectAll().where('session_id', 'in', [...new Set(sessionIds)]).execute()).map(toHelper);
+  }
+  async updateHelper(id: string, patch: Partial<Pick<AssistHelperRecord, 'sessionId' | 'control' | 'state' | 'connectedAt' | 'leftAt'>>, fromStates?: readonly AssistHelperState[]): Promise<AssistHelperRecord | undefined> {
+    if (fromStates !== undefined && fromStates.length === 0) return undefined;
+    const set: Updateable<AssistHelpersTable> = {};
+    if (patch.sessionId !== undefined) set.session_id = patch.sessionId;
+    if (patch.control !== undefined) set.control = patch.control ? 1 : 0;
+    if (patch.state !== undefined) set.state = patch.state;
+    if (patch.connectedAt !== undefined) set.connected_at = patch.connectedAt;
+    if (patch.leftAt !== undefined) set.left_at = patch.leftAt;
+    if (Object.keys(set).length === 0) return this.getHelper(id);
+    let q = this.db.updateTable('assist_helpers').set(set).where('id', '=', id);
+    if (fromStates !== undefined) q = q.where('state', 'in', [...fromStates]);
+    const r = await q.returningAll().executeTakeFirst();
+    return r && toHelper(r);
+  }
+  async bindPage(p: AssistPageRecord): Promise<void> {
+    // The first binding of a key wins: a key cannot be moved to another session.
+    await this.db.insertInto('assist_pages').values({
+      key_hash: p.keyHash, session_id: p.sessionId, project_id: p.projectId, resource_id: p.resourceId, role: p.role, user_id: p.userId,
+      helper_id: p.helperId, created_at: p.createdAt,
+    }).onConflict((oc) => oc.column('key_hash').doNothing()).execute();
+  }
+  async getPage(keyHash: string): Promise<AssistPageRecord | undefined> {
+    const r = await this.db.selectFrom('assist_pages').selectAll().where('key_hash', '=', keyHash).executeTakeFirst();
+    return r && {
+      keyHash: r.key_hash, sessionId: r.session_id, projectId: r.project_id, resourceId: r.resource_id, role: r.role as AssistPageRecord['role'],
+      userId: r.user_id, helperId: r.helper_id, createdAt: num(r.created_at),
+    };
+  }
+  async deletePagesOfSession(sessionId: string): Promise<void> {
+    await this.db.deleteFrom('assist_pages').where('session_id', '=', sessionId).execute();
+  }
+  async purgePages(before: number): Promise<number> {
+    const res = await this.db.deleteFrom('assist_pages').where('created_at', '<', before).executeTakeFirst();
+    return Number(res.numDeletedRows);
+  }
+  async getAttempts(key: string): Promise<AssistAttemptRecord | undefined> {
+    const r = await this.db.selectFrom('assist_attempts').selectAll().where('key', '=', key).executeTakeFirst();
+    return r && toAttempts(r);
+  }
+  async hitAttempt(key: string, now: number, windowMs: number): Promise<AssistAttemptRecord> {
+    // One statement, so concurrent attempts on any number of nodes are each counted. SET expressions
+    // read the row as it was (SQLite and PostgreSQL alike): a window that is over starts again at 1.
+    const over = sql<boolean>`${sql.ref('assist_attempts.window_start')} + ${windowMs} <= ${now}`;
+    const r = await this.db.insertInto('assist_attempts').values({ key, count: 1, window_start: now, locked_until: null })
+      .onConflict((oc) => oc.column('key').doUpdateSet({
+        count: sql<number>`case when ${over} then 1 else ${sql.ref('assist_attempts.count')} + 1 end`,
+        window_start: sql<number>`case when ${over} then ${now} else ${sql.ref('assist_attempts.window_start')} end`,
+      }))
+      .returningAll().executeTakeFirstOrThrow();
+    return toAttempts(r);
+  }
+  async releaseAttempt(key: string): Promise<void> {
+    await this.db.updateTable('assist_attempts').set({ count: sql<number>`case when ${sql.ref('count')} > 0 then ${sql.ref('count')} - 1 else 0 end` })
+      .where('key', '=', key).execute();
+  }
+  async lockAttempts(key: string, until: number): Promise<void> {
+    await this.db.updateTable('assist_attempts').set({ locked_until: until }).where('key', '=', key).execute();
+  }
+  async clearAttempts(key: string): Promise<void> {
+    await this.db.deleteFrom('assist_attempts').where('key', '=', key).execute();
+  }
+}
+
 export class KyselyStore implements Store {
   readonly identity: IdentityRepo;
   readonly inventory: InventoryRepo;
@@ -342,6 +734,10 @@ export class KyselyStore implements Store {
   readonly sessions: SessionRepo;
   readonly audit: AuditRepo;
   readonly accessKeys: AccessKeyRepo;
+  readonly probes: ProbeRepo;
+  readonly sealed: SealedValueRepo;
+  readonly nodes: NodeRepo;
+  readonly assistance: AssistanceRepo;
   constructor(readonly dialect: 'sqlite' | 'postgres', private readonly db: Kysely<Database>) {
     this.identity = new SqlIdentity(db);
     this.inventory = new SqlInventory(db);
@@ -349,6 +745,13 @@ export class KyselyStore implements Store {
     this.sessions = new SqlSessions(db);
     this.audit = new SqlAudit(db);
     this.accessKeys = new SqlAccessKeys(db);
+    this.probes = new SqlProbes(db);
+    this.sealed = new SqlSealedValues(db);
+    this.nodes = new SqlNodes(db);
+    this.assistance = new SqlAssistance(db);
+  }
+  async transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
+    return inTransaction(this.db, (trx) => fn(new KyselyStore(this.dialect, trx)));
   }
   async ping(): Promise<void> {
     await this.db.selectFrom('domains').select('id').limit(1).execute();

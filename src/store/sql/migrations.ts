@@ -143,6 +143,112 @@ const migrations: Record<string, Migration> = {
       await db.schema.createIndex('audit_events_project_at').on('audit_events').columns(['project_id', 'at']).execute();
     },
   },
+  '0003_inventory': {
+    async up(db: Kysely<unknown>) {
+      // VeNCrypt endpoints: CA and client certificate (PEM, public) and the client key (sealed).
+      await db.schema.alterTable('resources').addColumn('endpoint_tls_ca', 'text').execute();
+      await db.schema.alterTable('resources').addColumn('endpoint_tls_cert', 'text').execute();
+      await db.schema.alterTable('resources').addColumn('endpoint_tls_key', 'text').execute();
+      await db.schema.createTable('endpoint_probes')
+        .addColumn('resource_id', 'text', (c) => c.primaryKey())
+        .addColumn('endpoint_generation', 'integer', (c) => c.notNull())
+        .addColumn('reachable', 'integer', (c) => c.notNull())
+        .addColumn('failure', 'text')
+        .addColumn('rfb_version', 'text')
+        .addColumn('checked_at', 'bigint', (c) => c.notNull())
+        .addColumn('changed_at', 'bigint', (c) => c.notNull())
+        .addColumn('node_id', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('console_sessions_open_resource').on('console_sessions').columns(['ended_at', 'resource_id']).execute();
+      await db.schema.createIndex('console_tokens_outstanding').on('console_tokens').columns(['redeemed_at', 'revoked_at', 'expires_at']).execute();
+    },
+  },
+  '0004_cluster': {
+    async up(db: Kysely<unknown>) {
+      // Gateway nodes and their heartbeats (domain/nodes.ts): a survivor closes the sessions of a lost node.
+      await db.schema.createTable('nodes')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('address', 'text', (c) => c.notNull())
+        .addColumn('version', 'text', (c) => c.notNull())
+        .addColumn('started_at', 'bigint', (c) => c.notNull())
+        .addColumn('heartbeat_at', 'bigint', (c) => c.notNull())
+        .addColumn('draining', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('lost_at', 'bigint')
+        .execute();
+    },
+  },
+  '0005_assistance': {
+    async up(db: Kysely<unknown>) {
+      // Remote assistance (domain/assistance.ts). `active_desktop_id` is the desktop's id while the
+      // space is not CLOSE, NULL after: its unique index is the one-active-space-per-desktop rule on
+      // every node (NULLs are distinct on SQLite and PostgreSQL alike).
+      await db.schema.createTable('assist_spaces')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('project_id', 'text', (c) => c.notNull())
+        .addColumn('desktop_id', 'text', (c) => c.notNull())
+        .addColumn('active_desktop_id', 'text')
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('invitation_code', 'text', (c) => c.notNull())
+        .addColumn('password_sealed', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('initiator_type', 'text', (c) => c.notNull())
+        .addColumn('created_by_user_id', 'text')
+        .addColumn('created_by_name', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .addColumn('accepted_at', 'bigint')
+        .addColumn('opened_at', 'bigint')
+        .addColumn('closed_at', 'bigint')
+        .addColumn('close_reason', 'text')
+        .addColumn('failed_reason', 'text')
+        .execute();
+      await db.schema.createIndex('assist_spaces_active_desktop').unique().on('assist_spaces').column('active_desktop_id').execute();
+      await db.schema.createIndex('assist_spaces_desktop_created').on('assist_spaces').columns(['desktop_id', 'created_at']).execute();
+      await db.schema.createIndex('assist_spaces_code').on('assist_spaces').column('invitation_code').execute();
+      await db.schema.createIndex('assist_spaces_expires').on('assist_spaces').columns(['active_desktop_id', 'expires_at']).execute();
+      await db.schema.createTable('assist_helpers')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('space_id', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('source_ip', 'text')
+        .addColumn('token_hash', 'text', (c) => c.notNull())
+        .addColumn('session_id', 'text')
+        .addColumn('control', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('joined_at', 'bigint', (c) => c.notNull())
+        .addColumn('connected_at', 'bigint')
+        .addColumn('left_at', 'bigint')
+        .execute();
+      await db.schema.createIndex('assist_helpers_space').on('assist_helpers').column('space_id').execute();
+      await db.schema.createIndex('assist_helpers_token').on('assist_helpers').column('token_hash').execute();
+      await db.schema.createIndex('assist_helpers_session').on('assist_helpers').column('session_id').execute();
+      await db.schema.createTable('assist_pages')
+        .addColumn('key_hash', 'text', (c) => c.primaryKey())
+        .addColumn('session_id', 'text', (c) => c.notNull())
+        .addColumn('project_id', 'text', (c) => c.notNull())
+        .addColumn('resource_id', 'text', (c) => c.notNull())
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('user_id', 'text')
+        .addColumn('helper_id', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('assist_pages_session').on('assist_pages').column('session_id').execute();
+      await db.schema.createIndex('assist_pages_created').on('assist_pages').column('created_at').execute();
+      await db.schema.createTable('assist_attempts')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('count', 'integer', (c) => c.notNull())
+        .addColumn('window_start', 'bigint', (c) => c.notNull())
+        .addColumn('locked_until', 'bigint')
+        .execute();
+    },
+  },
+  '0006_endpoint_options': {
+    async up(db: Kysely<unknown>) {
+      // Endpoint options (domain/endpoint-options.ts): TLS servername, VeNCrypt subtypes, Plain
+      // username, clipboard and session policy, as one JSON text (none of it is secret).
+      await db.schema.alterTable('resources').addColumn('endpoint_options', 'text').execute();
+    },
+  },
 };
 
 class StaticProvider implements MigrationProvider {

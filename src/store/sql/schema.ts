@@ -15,6 +15,10 @@ export interface ResourcesTable {
   endpoint_host: string | null; endpoint_port: number | null; endpoint_security: string | null;
   endpoint_password: string | null; endpoint_zone: string | null; endpoint_generation: number;
   created_at: number; updated_at: number;
+  /** Added by migration 0003 (VeNCrypt endpoints). */
+  endpoint_tls_ca: string | null; endpoint_tls_cert: string | null; endpoint_tls_key: string | null;
+  /** Added by migration 0006: domain/endpoint-options.ts as canonical JSON. */
+  endpoint_options: string | null;
 }
 export interface ConsoleTokensTable {
   token_hash: string; project_id: string; resource_id: string; resource_kind: string; endpoint_generation: number;
@@ -38,6 +42,32 @@ export interface AccessKeysTable {
   created_at: number; last_used_at: number | null;
 }
 export interface AkLockoutsTable { access_key: string; failures: number; locked_until: number | null; updated_at: number }
+/** Added by migration 0003. */
+export interface EndpointProbesTable {
+  resource_id: string; endpoint_generation: number; reachable: number; failure: string | null; rfb_version: string | null;
+  checked_at: number; changed_at: number; node_id: string;
+}
+
+/** Added by migration 0004. */
+export interface NodesTable {
+  id: string; address: string; version: string; started_at: number; heartbeat_at: number; draining: number; lost_at: number | null;
+}
+
+/** Added by migration 0005 (remote assistance). */
+export interface AssistSpacesTable {
+  id: string; project_id: string; desktop_id: string; active_desktop_id: string | null; name: string; invitation_code: string;
+  password_sealed: string; status: string; initiator_type: string; created_by_user_id: string | null; created_by_name: string | null;
+  created_at: number; expires_at: number; accepted_at: number | null; opened_at: number | null; closed_at: number | null;
+  close_reason: string | null; failed_reason: string | null;
+}
+export interface AssistHelpersTable {
+  id: string; space_id: string; name: string; source_ip: string | null; token_hash: string; session_id: string | null; control: number;
+  state: string; joined_at: number; connected_at: number | null; left_at: number | null;
+}
+export interface AssistPagesTable {
+  key_hash: string; session_id: string; project_id: string; resource_id: string; role: string; user_id: string | null; helper_id: string | null; created_at: number;
+}
+export interface AssistAttemptsTable { key: string; count: number; window_start: number; locked_until: number | null }
 
 export interface Database {
   domains: DomainsTable;
@@ -51,4 +81,10 @@ export interface Database {
   audit_events: AuditEventsTable;
   access_keys: AccessKeysTable;
   ak_lockouts: AkLockoutsTable;
+  endpoint_probes: EndpointProbesTable;
+  nodes: NodesTable;
+  assist_spaces: AssistSpacesTable;
+  assist_helpers: AssistHelpersTable;
+  assist_pages: AssistPagesTable;
+  assist_attempts: AssistAttemptsTable;
 }
