@@ -33,6 +33,11 @@ export const CloseCode = {
   HANDSHAKE_TIMEOUT: 4011,
   /** Unexpected failure inside the gateway. */
   INTERNAL: 4012,
+  // 4020–4029: remote assistance (domain/assistance.ts).
+  /** The share space was closed (ended by the desktop user, cancelled, declined or expired): every helper is disconnected. */
+  ASSISTANCE_ENDED: 4020,
+  /** The desktop user removed this helper from the share space. */
+  ASSISTANCE_REMOVED: 4021,
 } as const;
 
 export type CloseCodeName = keyof typeof CloseCode;
@@ -52,6 +57,8 @@ export const CloseReason: Record<CloseCodeName, string> = {
   SHUTDOWN: 'shutdown',
   HANDSHAKE_TIMEOUT: 'handshake_timeout',
   INTERNAL: 'internal_error',
+  ASSISTANCE_ENDED: 'assistance_ended',
+  ASSISTANCE_REMOVED: 'assistance_removed',
 };
 
 /** Words the console page shows for each close reason (and for token states found before connecting). */
@@ -69,9 +76,12 @@ export const ReasonText: Record<string, string> = {
   shutdown: 'The gateway is restarting. Request a new console link.',
   handshake_timeout: 'The console took too long to start.',
   internal_error: 'The gateway hit an internal error.',
+  assistance_ended: 'Remote assistance has ended: the desktop user ended it, or it was cancelled or expired.',
+  assistance_removed: 'The desktop user removed you from this remote assistance.',
   token_expired: 'This console link has expired. Request a new one.',
   token_used: 'This console link has already been used. Console links work once: request a new one.',
   token_revoked: 'This console link was revoked.',
   token_invalid: 'This console link is not valid.',
+  token_busy: 'Someone else is using this console, which allows one session at a time. Try again when they have finished.',
   origin_forbidden: 'This page is not allowed to open consoles on this gateway.',
 };

@@ -175,6 +175,15 @@ export function adminOpenApiPaths(): Json {
         { 200: json(ref('FleetResult'), 'The changes (made, or that would be made).') },
         { requestBody: body({ type: 'object', required: ['fleet'], properties: { fleet: { type: 'string', description: 'YAML text.' }, source: { type: 'string' }, dry_run: { type: 'boolean' }, prune: { type: 'boolean' } } }) }),
     },
+    '/admin/v1/nodes': {
+      get: adminOp('List the gateway nodes sharing this store: state (up, stale, lost), draining, open sessions', 'adminListNodes', {
+        200: json({ type: 'object', properties: { count: { type: 'integer' }, nodes: { type: 'array', items: { type: 'object', properties: {
+          id: str, address: { type: 'string', description: 'host:port' }, version: str, started_at: str, heartbeat_at: str,
+          state: { enum: ['up', 'stale', 'lost'], description: 'stale: heartbeat older than cluster.node_timeout_seconds, not declared yet; lost: declared lost, its sessions closed (node_lost).' },
+          draining: { type: 'boolean' }, lost_at: nullableStr, sessions_open: { type: 'integer', description: 'Open sessions of the projects the caller manages.' }, self: { type: 'boolean', description: 'The node that answered.' },
+        } } } } }, 'Nodes, by id.'),
+      }),
+    },
     '/admin/v1/keys': {
       get: adminOp('Master-key status: sealed values per key id (operators)', 'adminKeyStatus', { 200: json(ref('KeyStatus'), 'Status.') }),
     },

@@ -127,6 +127,13 @@ const CONSOLE_FLAGS: FlagSpec[] = [
   { name: 'ca-cert', value: true, help: 'VeNCrypt: PEM file of the CA that signed the server certificate.' },
   { name: 'client-cert', value: true, help: 'VeNCrypt: PEM file of the client certificate.' },
   { name: 'client-key', value: true, help: 'VeNCrypt: PEM file of the client certificate\'s key.' },
+  { name: 'servername', value: true, help: 'VeNCrypt: name the server certificate must carry (default: CA check only).' },
+  { name: 'vencrypt-subtypes', value: true, help: 'VeNCrypt: allowed subtypes, comma-separated (x509plain,x509vnc,x509none,tlsplain,tlsvnc,tlsnone).' },
+  { name: 'allow-anonymous-tls', value: true, help: 'VeNCrypt: true to permit the anonymous tls* subtypes (not authenticated).' },
+  { name: 'username', value: true, help: 'VeNCrypt x509plain: user name (with the password).' },
+  { name: 'clipboard', value: true, help: 'both | to_machine | from_machine | off.' },
+  { name: 'clipboard-max-bytes', value: true, help: 'Clipboard size cap in bytes (both directions).' },
+  { name: 'session-mode', value: true, help: 'shared | exclusive (one console at a time).' },
 ];
 
 /** Endpoint fields from flags (`urlFlag` holds the vnc:// URL); undefined when none given. */
@@ -144,6 +151,16 @@ async function consoleFrom(c: Ctx, urlFlag: string): Promise<Json | undefined> {
     const file = flag(c.a, f);
     if (file !== undefined) out[key] = readText(c, file, f);
   }
+  for (const [f, key] of [['servername', 'servername'], ['username', 'username'], ['clipboard', 'clipboard'], ['session-mode', 'session_mode']] as const) {
+    const v = flag(c.a, f);
+    if (v !== undefined) out[key] = v;
+  }
+  const subtypes = flag(c.a, 'vencrypt-subtypes');
+  if (subtypes !== undefined) out.vencrypt_subtypes = subtypes.split(',').map((x) => x.trim()).filter((x) => x.length > 0);
+  const anon = flag(c.a, 'allow-anonymous-tls');
+  if (anon !== undefined) out.allow_anonymous_tls = anon === 'true';
+  const max = flag(c.a, 'clipboard-max-bytes');
+  if (max !== undefined) out.clipboard_max_bytes = Number(max);
   return Object.keys(out).length > 0 ? out : undefined;
 }
 
@@ -227,6 +244,15 @@ function machineCommands(kind: 'cloudserver' | 'physicalserver' | 'desktop', wha
         const changed = isObj(r) && Array.isArray(r.changed) ? (r.changed as string[]) : [];
         if (!c.json) c.note(changed.length ? `changed: ${changed.join(', ')}` : 'no change');
         showOne(c, r, kind);
+      },
+    },
+    {
+      noun: kind, verb: 'console-url', args: ['ID'], summary: `Mint a one-time console link for a ${what} (--view-only: the gateway drops all input).`,
+      flags: [{ name: 'view-only', help: 'A view-only link (enforced by the gateway).' }],
+      async run(c) {
+        const r = await c.client().call('POST', `${base}/${seg(c.a.positional[0]!)}/console-url`, { json: { view_only: has(c.a, 'view-only') } });
+        const link = isObj(r) && isObj(r.console_url) ? r.console_url : {};
+        c.out(r, () => `${String(link.url)}\n`);
       },
     },
     {

@@ -88,10 +88,9 @@ export class ConsoleService {
   async peek(token: string, zone?: string): Promise<{ state: TokenState; token?: ConsoleTokenRecord; resource?: ResourceRecord }> {
     if (!TOKEN_RE.test(token)) return { state: 'invalid' };
     const rec = await this.store.consoleTokens.get(sha256Hex(token));
-    const state = await this.stateOf(rec, zone);
-    if (!rec || state === 'invalid') return { state };
+    if (!rec || (zone !== undefined && rec.zone !== zone)) return { state: 'invalid' };
     const resource = await this.store.inventory.getResourceById(rec.resourceId);
-    return { state, token: rec, ...(resource ? { resource } : {}) };
+    return { state: await this.stateOf(rec, zone, resource ?? null), token: rec, ...(resource ? { resource } : {}) };
   }
 
   /** Non-consuming look-up, for the console page to explain a refused connection. */
@@ -101,12 +100,13 @@ export class ConsoleService {
     return this.stateOf(rec, zone);
   }
 
-  private async stateOf(rec: ConsoleTokenRecord | undefined, zone?: string): Promise<TokenState> {
+  /** `known`: the token's resource when the caller already read it (null: it does not exist). */
+  private async stateOf(rec: ConsoleTokenRecord | undefined, zone?: string, known?: ResourceRecord | null): Promise<TokenState> {
     if (!rec || (zone !== undefined && rec.zone !== zone)) return 'invalid';
     if (rec.revokedAt !== null) return 'revoked';
     if (rec.redeemedAt !== null) return 'used';
     if (rec.expiresAt <= this.clock.now()) return 'expired';
-    const resource = await this.store.inventory.getResourceById(rec.resourceId);
+    const resource = known !== undefined ? known : await this.store.inventory.getResourceById(rec.resourceId);
     if (!resource || resource.endpointGeneration !== rec.endpointGeneration || !resource.endpoint) return 'revoked';
     return 'valid';
   }

@@ -1,6 +1,10 @@
 /**
  * Console session records: who opened which console on which node, when it ended, bytes each way
  * and why it closed. Every start and end is also an audit event.
+ *
+ * An end that cannot be written (the database is away) is kept in memory and written again by
+ * `retryPending()` — the node calls it after each successful heartbeat — with the time the session
+ * really ended; its audit event is recorded once the row is written. The relay never waits for it.
  */
 import { randomUUID } from 'node:crypto';
 import type { ConsoleSessionRecord, Store } from '../store/types.js';
@@ -8,7 +12,14 @@ import type { AuditService } from './audit.js';
 import type { Clock } from './clock.js';
 import type { ConsoleGrant } from './consoles.js';
 
+type SessionEndFacts = { bytesToClient: number; bytesToBackend: number; closeCode: number; closeReason: string };
+
+/** Session ends kept for retry at most; beyond it the oldest is dropped (the node reaper closes its row later). */
+export const MAX_PENDING_ENDS = 100_000;
+
 export class SessionService {
+  private readonly pending = new Map<string, { rec: ConsoleSessionRecord; e: SessionEndFacts; endedAt: number }>();
+
   constructor(private readonly store: Store, private readonly audit: AuditService, private readonly clock: Clock, readonly nodeId: string) {}
 
   async start(grant: ConsoleGrant, sourceIp: string | null, userAgent: string | null): Promise<ConsoleSessionRecord> {
@@ -25,9 +36,43 @@ export class SessionService {
     return rec;
   }
 
-  async end(rec: ConsoleSessionRecord, e: { bytesToClient: number; bytesToBackend: number; closeCode: number; closeReason: string }): Promise<void> {
+  /** Records the end; when the store fails the end is kept for `retryPending()` and the error rethrown. */
+  async end(rec: ConsoleSessionRecord, e: SessionEndFacts): Promise<void> {
     const endedAt = this.clock.now();
-    await this.store.sessions.end(rec.id, { endedAt, ...e });
+    try {
+      await this.store.sessions.end(rec.id, { endedAt, ...e });
+    } catch (err) {
+      if (this.pending.size >= MAX_PENDING_ENDS) {
+        const oldest = this.pending.keys().next();
+        if (!oldest.done) this.pending.delete(oldest.value);
+      }
+      this.pending.set(rec.id, { rec, e, endedAt });
+      throw err;
+    }
+    this.recordEnd(rec, e, endedAt);
+  }
+
+  /** Open sessions of a machine, on any node (an exclusive endpoint allows one). */
+  async openOn(resourceId: string): Promise<ConsoleSessionRecord[]> {
+    return this.store.sessions.list({ resourceId, open: true, limit: 100 });
+  }
+
+  /** Session ends waiting to be written. */
+  pendingEnds(): number {
+    return this.pending.size;
+  }
+
+  /** Writes the session ends that failed earlier, oldest first; stops at the first failure. Resolves with how many are still pending. */
+  async retryPending(): Promise<number> {
+    for (const [id, p] of [...this.pending]) {
+      await this.store.sessions.end(id, { endedAt: p.endedAt, ...p.e });
+      this.pending.delete(id);
+      this.recordEnd(p.rec, p.e, p.endedAt);
+    }
+    return this.pending.size;
+  }
+
+  private recordEnd(rec: ConsoleSessionRecord, e: SessionEndFacts, endedAt: number): void {
     this.audit.record({
       at: endedAt, requestId: rec.id, actorUserId: rec.userId, actorName: null, actorAk: null, action: 'console:session:end',
       resourceKind: rec.resourceKind, resourceId: rec.resourceId, projectId: rec.projectId, sourceIp: rec.sourceIp, userAgent: null,

@@ -8,7 +8,9 @@
  * once the browser's ClientInit is in (its shared flag, forced to 1 for shared/view-only sessions),
  * the backend handshake runs on bytes buffered meanwhile (None, VncAuth, or VeNCrypt X509None/X509Vnc,
  * where the TCP socket is wrapped in TLS verified against the endpoint's CA); the backend's ServerInit
- * is forwarded verbatim, then bytes are relayed both ways (view-only: through ViewOnlyFilter).
+ * is forwarded verbatim, then bytes are relayed both ways. Every browser message is framed by a
+ * ClientStreamFilter (view-only, switchable live with `setViewOnly`; clipboard policy; SetEncodings
+ * rewriting); the server's stream is framed only when the clipboard policy must see ServerCutText.
  *
  * Lifecycle (guarded; bad transitions throw): connecting → handshaking → relaying → closing → closed.
  * Every path into `closing` picks one close code + reason from close-codes.ts (the first cause wins),
@@ -37,7 +39,10 @@ import {
 import { SecurityType } from '../rfb/constants.js';
 import { RfbError } from '../rfb/errors.js';
 import { ServerHandshake, type ServerHandshakeResult } from '../rfb/server-handshake.js';
-import { ViewOnlyFilter } from '../rfb/view-only.js';
+import { ClientStreamFilter, clipboardFromMachine, needsServerFraming, type ClipboardPolicy } from '../rfb/client-filter.js';
+import type { PixelFormat } from '../rfb/messages.js';
+import { ServerStreamFilter, isFramableEncoding } from '../rfb/server-filter.js';
+import { copyRead, sharedReadBuffer } from './read-buffers.js';
 
 export interface BackendTarget {
   host: string;
@@ -58,8 +63,10 @@ export interface SessionOptions {
   maxBufferedBytes: number;
   /** Send shared-flag 1 to the server whatever the browser asked (never kick other viewers). */
   forceShared?: boolean;
-  /** Drop input and strip risky encodings from the browser's stream (implies forceShared). */
+  /** Drop input and strip risky encodings from the browser's stream (implies forceShared). Switchable live with setViewOnly. */
   viewOnly?: boolean;
+  /** Clipboard direction and size cap (default both ways, Limits.MAX_CLIENT_CUT_TEXT_BYTES). */
+  clipboard?: ClipboardPolicy;
   /** A direction paused by backpressure for this long ends the session (SLOW_CONSUMER). Default 30 s. */
   writeStallTimeoutMs?: number;
   /** After the close decision, how long both sides get to finish before being destroyed. Default 10 s. */
@@ -92,7 +99,18 @@ export type SessionState = 'connecting' | 'handshaking' | 'relaying' | 'closing'
 export interface SessionHandle {
   /** Kill from outside (admin kill, revoke, shutdown): closes the browser with this code/reason. */
   close(code: number, reason: string): void;
+  /**
+   * Switches a live session between view-only and full control without reconnecting. Applied at a
+   * message boundary of the browser's stream; the server is sent a SetEncodings matching the new
+   * mode when needed. Note the shared flag was fixed at ClientInit (forced to 1 only when the
+   * session started view-only or forceShared). No-op once the session is closing.
+   */
+  setViewOnly(on: boolean): void;
+  readonly viewOnly: boolean;
   readonly state: SessionState;
+  /** RFB bytes relayed so far each way (handshakes included), for live metrics. */
+  readonly bytesToClient: number;
+  readonly bytesToBackend: number;
 }
 
 /** Reason key for a session the browser ended (close-codes.ts has none: nothing is sent for it). */
@@ -121,6 +139,16 @@ export function runConsoleSession(ws: WebSocket, target: BackendTarget, opts: Se
   session.start();
   return {
     close: (code, reason) => session.closeFromOutside(code, reason),
+    setViewOnly: (on) => session.setViewOnly(on),
+    get viewOnly() {
+      return session.filter.isViewOnly;
+    },
+    get bytesToClient() {
+      return session.bytesToClient;
+    },
+    get bytesToBackend() {
+      return session.bytesToBackend;
+    },
     get state() {
       return session.state;
     },
@@ -145,9 +173,16 @@ class ConsoleSession {
   private earlyBackendBytes = 0;
   /** Browser bytes (already filtered) waiting for the backend handshake to finish. */
   private toBackendQueue: Uint8Array[] = [];
-  private readonly filter: ViewOnlyFilter | undefined;
-  private bytesToClient = 0;
-  private bytesToBackend = 0;
+  /** Frames every browser message after ClientInit: view-only, clipboard policy, SetEncodings rewriting. */
+  readonly filter: ClientStreamFilter;
+  /** Frames the server's stream when the clipboard policy must see ServerCutText (after ServerInit). */
+  private serverFilter: ServerStreamFilter | undefined;
+  private readonly frameServer: boolean;
+  private readonly allowServerCutText: (length: number) => boolean;
+  /** The pixel format of the last SetPixelFormat the browser sent (the server framer follows it). */
+  private clientPixelFormat: PixelFormat | undefined;
+  bytesToClient = 0;
+  bytesToBackend = 0;
   /** Handed to ws.send() but not yet flushed to the browser's socket. */
   private pendingToClient = 0;
   private backendPaused = false;
@@ -164,7 +199,19 @@ class ConsoleSession {
     private readonly opts: SessionOptions,
     private readonly hooks: SessionHooks,
   ) {
-    this.filter = opts.viewOnly ? new ViewOnlyFilter() : undefined;
+    const clipboard = opts.clipboard ?? { direction: 'both' };
+    this.frameServer = needsServerFraming(clipboard);
+    this.filter = new ClientStreamFilter({
+      viewOnly: opts.viewOnly ?? false,
+      clipboard,
+      ...(this.frameServer ? { allowEncoding: isFramableEncoding } : {}),
+      onPixelFormat: (pf) => {
+        this.clientPixelFormat = pf;
+        this.serverFilter?.setPixelFormat(pf);
+      },
+    });
+    const cap = clipboard.maxBytes ?? Number.MAX_SAFE_INTEGER;
+    this.allowServerCutText = (n) => clipboardFromMachine(clipboard) && n <= cap;
     this.highWater = Math.max(1, Math.min(RELAY_HIGH_WATER_BYTES, Math.floor(opts.maxBufferedBytes / 4)));
     this.lowWater = Math.floor(this.highWater / 4);
   }
@@ -188,7 +235,11 @@ class ConsoleSession {
     this.sendToClient(this.browserHs.greeting());
     if (this.state !== 'connecting') return; // the browser was already gone
 
-    const socket = connect({ host: this.target.host, port: this.target.port });
+    // Plain TCP backends read through the shared 1 MiB buffer (read-buffers.ts: fewer reads, frames
+    // and allocations per MiB); a VeNCrypt socket is later wrapped in TLS, so it keeps Node's reads.
+    const onread = this.target.credential.type === 'vencrypt' ? undefined
+      : { buffer: sharedReadBuffer(), callback: (n: number) => { this.onBackendRead(n); return true; } };
+    const socket = connect({ host: this.target.host, port: this.target.port, ...(onread ? { onread } : {}) });
     this.socket = socket;
     this.setTimer('connect', this.opts.connectTimeoutMs, () =>
       this.finish('BACKEND_UNREACHABLE', `connect to ${this.target.host}:${this.target.port} timed out after ${this.opts.connectTimeoutMs} ms`),
@@ -207,6 +258,14 @@ class ConsoleSession {
 
   closeFromOutside(code: number, reason: string): void {
     this.guard(() => this.finishWith(code, reason, 'closed by the gateway'));
+  }
+
+  setViewOnly(on: boolean): void {
+    this.guard(() => {
+      if (this.state === 'closing' || this.state === 'closed' || on === this.filter.isViewOnly) return;
+      this.log({ viewOnly: on }, on ? 'session switched to view-only' : 'session switched to full control');
+      for (const b of this.filter.setViewOnly(on)) this.toBackend(b);
+    });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -243,15 +302,18 @@ class ConsoleSession {
   private fromBrowser(bytes: Uint8Array): void {
     let out: Uint8Array[];
     try {
-      out = this.filter ? this.filter.push(bytes) : [bytes];
+      out = this.filter.push(bytes);
     } catch (err) {
       if (!(err instanceof RfbError)) throw err;
       return this.finish('CLIENT_PROTOCOL', `browser message: ${err.code}: ${err.message}`);
     }
-    for (const b of out) {
-      if (this.state === 'relaying') this.writeBackend(b);
-      else this.toBackendQueue.push(b);
-    }
+    for (const b of out) this.toBackend(b);
+  }
+
+  /** A whole, filtered browser message: to the server now, or after its handshake. */
+  private toBackend(b: Uint8Array): void {
+    if (this.state === 'relaying') this.writeBackend(b);
+    else this.toBackendQueue.push(b);
   }
 
   private onBrowserClose(code: number, reason: Buffer): void {
@@ -263,12 +325,14 @@ class ConsoleSession {
     this.maybeClosed();
   }
 
-  private sendToClient(b: Uint8Array): void {
-    if (this.ws.readyState !== WS_OPEN) return;
+  /** `release` (a pooled read block's) runs once the WebSocket has written `b`, or at once if it cannot. */
+  private sendToClient(b: Uint8Array, release?: () => void): void {
+    if (this.ws.readyState !== WS_OPEN) return release?.();
     const n = b.length;
     this.bytesToClient += n;
     this.pendingToClient += n;
     this.ws.send(b, { binary: true }, () => {
+      release?.();
       this.pendingToClient -= n;
       this.guard(() => this.maybeResumeBackend());
     });
@@ -310,10 +374,16 @@ class ConsoleSession {
     this.feedBackendHandshake(early);
   }
 
-  private onBackendData(chunk: Buffer): void {
-    if (this.state === 'closing' || this.state === 'closed') return;
+  /** A read into the shared buffer (plain TCP backends): copied out at once; pooled only while relaying. */
+  private onBackendRead(n: number): void {
+    const { bytes, release } = copyRead(n, this.state === 'relaying');
+    this.guard(() => this.onBackendData(bytes, release));
+  }
+
+  private onBackendData(chunk: Buffer, release?: () => void): void {
+    if (this.state === 'closing' || this.state === 'closed') return release?.();
     this.touch();
-    if (this.state === 'relaying') return this.sendToClient(chunk);
+    if (this.state === 'relaying') return this.fromServer(chunk, release);
     if (this.backendHs) return this.feedBackendHandshake(chunk);
     this.earlyBackend.push(chunk);
     this.earlyBackendBytes += chunk.length;
@@ -338,8 +408,9 @@ class ConsoleSession {
   }
 
   /**
-   * VeNCrypt: wrap the TCP socket in TLS. The certificate must chain to the endpoint's CA (TLS ≥ 1.2);
-   * the name is checked only when a servername is configured. TLS failures are BACKEND_PROTOCOL.
+   * VeNCrypt: wrap the TCP socket in TLS. The certificate must chain to the endpoint's CA (TLS ≥ 1.2;
+   * without a CA, Node's root store); the name is checked only when a servername is configured (it is
+   * also sent as SNI). TLS failures are BACKEND_PROTOCOL.
    */
   private startTls(req: StartTlsRequest): void {
     const raw = this.socket as Socket;
@@ -348,21 +419,33 @@ class ConsoleSession {
     raw.removeAllListeners('error');
     raw.removeAllListeners('close');
     raw.on('error', () => undefined); // reported through the TLS socket
-    const secure = tlsConnect({
-      socket: raw,
-      ca: req.tls.ca,
-      cert: req.tls.cert,
-      key: req.tls.key,
-      minVersion: 'TLSv1.2',
-      ...(req.tls.servername ? { servername: req.tls.servername } : { checkServerIdentity: () => undefined }),
-    });
+    // Anonymous subtypes (only when the endpoint allows them): TLS 1.2 anonymous (EC)DH suites,
+    // which need OpenSSL security level 0; there is no certificate to check.
+    const secure = req.anonymous
+      ? tlsConnect({
+        socket: raw,
+        minVersion: 'TLSv1.2',
+        maxVersion: 'TLSv1.2',
+        ciphers: 'aNULL:!eNULL:@SECLEVEL=0',
+        rejectUnauthorized: false,
+        checkServerIdentity: () => undefined,
+      })
+      : tlsConnect({
+        socket: raw,
+        ...(req.tls.ca ? { ca: req.tls.ca } : {}),
+        cert: req.tls.cert,
+        key: req.tls.key,
+        minVersion: 'TLSv1.2',
+        ...(req.tls.servername ? { servername: req.tls.servername } : { checkServerIdentity: () => undefined }),
+      });
     this.socket = secure;
     this.tlsPending = true;
     secure.once('secureConnect', () =>
       this.guard(() => {
         this.tlsPending = false;
         this.log({ protocol: secure.getProtocol(), subtype: req.subtype }, 'backend TLS established');
-        (this.backendHs as ClientHandshake).tlsEstablished();
+        const step = (this.backendHs as ClientHandshake).tlsEstablished();
+        for (const bytes of step.send) this.writeBackend(bytes);
       }),
     );
     this.attachBackend(secure);
@@ -374,7 +457,14 @@ class ConsoleSession {
     const init = done.serverInit;
     this.log({ version: done.version, securityType: done.securityType, width: init.width, height: init.height }, 'backend handshake done');
     this.sendToClient(done.serverInitBytes);
-    if (done.rest.length > 0) this.sendToClient(done.rest);
+    if (this.frameServer) {
+      this.serverFilter = new ServerStreamFilter({
+        pixelFormat: this.clientPixelFormat ?? init.pixelFormat,
+        allowCutText: this.allowServerCutText,
+      });
+    }
+    if (done.rest.length > 0) this.fromServer(done.rest);
+    if (this.state !== 'relaying') return;
     const queued = this.toBackendQueue;
     this.toBackendQueue = [];
     for (const b of queued) this.writeBackend(b);
@@ -382,6 +472,23 @@ class ConsoleSession {
     if (!this.wsPausedForBackend) this.ws.resume();
     this.armIdleTimer();
     this.hooks.onRelaying?.();
+  }
+
+  /** Server bytes after ServerInit: straight to the browser, or through the clipboard framer. */
+  private fromServer(chunk: Uint8Array, release?: () => void): void {
+    if (!this.serverFilter) return this.sendToClient(chunk, release);
+    let out: Uint8Array[];
+    try {
+      out = this.serverFilter.push(chunk);
+    } catch (err) {
+      release?.();
+      if (!(err instanceof RfbError)) throw err;
+      return this.finish('BACKEND_PROTOCOL', `server message: ${err.code}: ${err.message}`, 'destroy');
+    }
+    // One WebSocket message per read, as without the framer (pieces only when cut text was dropped).
+    if (out.length === 1) return this.sendToClient(out[0] as Uint8Array, release);
+    if (out.length > 1) this.sendToClient(Buffer.concat(out));
+    release?.();
   }
 
   private writeBackend(b: Uint8Array): void {
@@ -498,7 +605,8 @@ class ConsoleSession {
     this.transition('closing');
     this.end = { code, reason, detail };
     for (const name of ['connect', 'handshake', 'idle', 'maxDuration', 'stall'] as const) this.clearTimer(name);
-    this.log({ code, reason, detail }, 'console session closing');
+    const c = this.filter.counters;
+    this.log({ code, reason, detail, droppedInput: c.droppedInput, droppedClipboard: c.droppedClipboard, droppedServerCutText: this.serverFilter?.droppedCutText ?? 0 }, 'console session closing');
 
     if (this.ws.readyState === WS_OPEN) {
       try {

@@ -14,7 +14,12 @@ import type { ConsoleService } from '../domain/consoles.js';
 import type { SessionService } from '../domain/sessions.js';
 import { CloseCode, CloseReason } from '../close-codes.js';
 import { redactUrl } from '../observability/redact.js';
+import type { RelayMetricsHook } from '../observability/metrics.js';
+import { isStoreUnavailable } from '../store/errors.js';
 import { runConsoleSession, type SessionEnd } from './console-session.js';
+import type { ConsoleGrant } from '../domain/consoles.js';
+import type { ConsoleSessionRecord, TokenPurpose } from '../store/types.js';
+import { PAGE_PROTOCOL_PREFIX, pageKeyFromProtocols } from '../domain/assist-page-key.js';
 
 const PATH_RE = /^\/vnc\/([A-Za-z0-9._-]{1,64})\/(?:websockify)?$/;
 const WS_KEY_RE = /^[+/0-9A-Za-z]{22}==$/;
@@ -24,9 +29,38 @@ export interface UpgradeDeps {
   consoles: ConsoleService;
   sessions: SessionService;
   log: Logger;
+  /** Refusals and session starts/ends, for /metrics. */
+  metrics?: RelayMetricsHook;
+  /** Remote assistance (domain/assistance.ts): admits helpers, binds console pages, notes helpers leaving. */
+  assistance?: UpgradeHooks;
 }
 
-interface LiveSession { id: string; resourceId: string; close(code: number, reason: string): void }
+/**
+ * Hooks around a console session. The page key is the one the page offered as the subprotocol
+ * `porthole-page.<key>` (domain/assist-page-key.ts), or null.
+ */
+export interface UpgradeHooks {
+  /** After the token is redeemed, before the session is recorded: a refusal ends the upgrade with it. */
+  admit(grant: ConsoleGrant): Promise<{ status: number; reason: string; message: string } | null>;
+  /** The session is recorded; runs before the 101. */
+  started(grant: ConsoleGrant, session: ConsoleSessionRecord, pageKey: string | null): Promise<void>;
+  /** The session ended (must not throw; errors are logged). */
+  ended(grant: ConsoleGrant, session: ConsoleSessionRecord, end: SessionEnd): Promise<void>;
+}
+
+interface LiveSession {
+  id: string;
+  resourceId: string;
+  close(code: number, reason: string): void;
+  /** Switches the live session between view-only and full control (console-session.ts). */
+  setViewOnly(on: boolean): void;
+  /** What the console token was minted for (assist-viewer: a remote-assistance helper). */
+  purpose?: TokenPurpose;
+  /** Whether the session is view-only right now. */
+  viewOnly?(): boolean;
+  /** Bytes relayed so far each way (metrics read it at scrape time). */
+  bytes(): { toClient: number; toBackend: number };
+}
 
 export interface UpgradeHandler {
   handle(req: IncomingMessage, socket: Duplex, head: Buffer): void;
@@ -36,6 +70,8 @@ export interface UpgradeHandler {
   closeSessions(code: number, reason: string, filter?: { resourceId?: string; sessionId?: string }): number;
   /** Resolves when every session has ended (after closeSessions), or after `ms`. */
   drained(ms: number): Promise<void>;
+  /** Draining: every new upgrade is refused with 503 `shutdown` (before its token is redeemed); live sessions go on. */
+  stopAccepting(): void;
 }
 
 function reject(socket: Duplex, status: number, reason: string, message: string): void {
@@ -48,19 +84,42 @@ function reject(socket: Duplex, status: number, reason: string, message: string)
   );
 }
 
+/** The browser's address: the left-most X-Forwarded-For entry behind a trusted proxy (as Fastify's req.ip), else the peer. */
+function clientAddress(req: IncomingMessage, trustProxy: boolean): string | null {
+  const xff = req.headers['x-forwarded-for'];
+  if (trustProxy && typeof xff === 'string') {
+    const first = xff.split(',')[0]?.trim();
+    if (first) return first.slice(0, 64);
+  }
+  return req.socket.remoteAddress ?? null;
+}
+
+const BUSY_MESSAGE = 'This console allows one session at a time and another one is open. Try again when it has ended.';
+
+const relayCounters = (h: object) => h as Partial<{ bytesToClient: number; bytesToBackend: number }>;
+
 export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
-  const { config, consoles, sessions, log } = deps;
+  const { config, consoles, sessions, log, metrics } = deps;
+  const refuse = (socket: Duplex, status: number, reason: string, message: string): void => {
+    metrics?.upgradeRefused(reason);
+    reject(socket, status, reason, message);
+  };
   const publicOrigin = new URL(config.publicUrl).origin;
-  const allowedOrigins = new Set([publicOrigin, ...config.allowedOrigins]);
+  // The share links' origins too: a helper who joined through one opens the console there.
+  const shareOrigins = [config.assistance.privateShareUrl, config.assistance.internetShareUrl].flatMap((u) => (u ? [new URL(u).origin] : []));
+  const allowedOrigins = new Set([publicOrigin, ...config.allowedOrigins, ...shareOrigins]);
   const wss = new WebSocketServer({
     noServer: true,
     perMessageDeflate: false,
     maxPayload: 4 * 1024 * 1024,
     clientTracking: false,
     // Answer `binary` only when offered; never a protocol the page did not ask for (Chromium drops it).
-    handleProtocols: (protocols) => (protocols.has('binary') ? 'binary' : false),
+    // A console page's own key (`porthole-page.<key>`) is echoed: the page offered it and expects it back.
+    handleProtocols: (protocols) => (protocols.has('binary') ? 'binary' : ([...protocols].find((p) => p.startsWith(PAGE_PROTOCOL_PREFIX)) ?? false)),
   });
   const live = new Map<string, LiveSession>();
+  /** Exclusive machines whose upgrade is between its check and its session record (this node). */
+  const exclusiveStarting = new Set<string>();
   const waiters = new Set<() => void>();
   let accepting = true;
 
@@ -72,32 +131,72 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
   async function handleAsync(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://gateway.invalid');
     const m = PATH_RE.exec(url.pathname);
-    if (!m) return reject(socket, 404, 'not_found', 'No console WebSocket at this path.');
+    if (!m) return refuse(socket, 404, 'not_found', 'No console WebSocket at this path.');
     const zone = m[1]!;
     if (req.method !== 'GET' || String(req.headers.upgrade ?? '').toLowerCase() !== 'websocket' ||
       !WS_KEY_RE.test(String(req.headers['sec-websocket-key'] ?? '')) || req.headers['sec-websocket-version'] !== '13') {
-      return reject(socket, 400, 'bad_request', 'Not a valid WebSocket upgrade request.');
+      return refuse(socket, 400, 'bad_request', 'Not a valid WebSocket upgrade request.');
     }
     const origin = req.headers.origin;
     if (origin !== undefined && !allowedOrigins.has(origin)) {
       log.warn({ origin, url: redactUrl(req.url) }, 'console upgrade refused: foreign origin');
-      return reject(socket, 403, 'origin_forbidden', 'This origin may not open consoles on this gateway.');
+      return refuse(socket, 403, 'origin_forbidden', 'This origin may not open consoles on this gateway.');
     }
-    if (!accepting) return reject(socket, 503, 'shutdown', 'The gateway is shutting down.');
+    if (!accepting) return refuse(socket, 503, 'shutdown', 'The gateway is shutting down.');
     const token = url.searchParams.get('token');
-    if (!token) return reject(socket, 400, 'token_invalid', 'The console link has no token.');
+    if (!token) return refuse(socket, 400, 'token_invalid', 'The console link has no token.');
 
+    // Exclusive endpoints (domain/endpoint-options.ts): refused before the token is consumed, so the
+    // same link works once the other session has ended.
+    const peek = await consoles.peek(token, zone);
+    const exclusiveId = peek.state === 'valid' && peek.resource?.endpoint?.options?.sessionMode === 'exclusive' ? peek.resource.id : undefined;
+    if (exclusiveId !== undefined) {
+      if (exclusiveStarting.has(exclusiveId) || (await sessions.openOn(exclusiveId)).length > 0) {
+        log.info({ resourceId: exclusiveId }, 'console upgrade refused: exclusive console in use');
+        return refuse(socket, 409, 'console_busy', BUSY_MESSAGE);
+      }
+      exclusiveStarting.add(exclusiveId);
+    }
+    try {
+      await redeemAndRelay(req, socket, head, token, zone, exclusiveId);
+    } finally {
+      if (exclusiveId !== undefined) exclusiveStarting.delete(exclusiveId);
+    }
+  }
+
+  async function redeemAndRelay(req: IncomingMessage, socket: Duplex, head: Buffer, token: string, zone: string, exclusiveId: string | undefined): Promise<void> {
     const result = await consoles.redeem(token, zone);
     if (!result.ok) {
       const status = result.state === 'expired' || result.state === 'used' ? 410 : 403;
       log.info({ state: result.state, zone }, 'console upgrade refused: token not usable');
-      return reject(socket, status, `token_${result.state}`, `The console link is ${result.state}.`);
+      return refuse(socket, status, `token_${result.state}`, `The console link is ${result.state}.`);
     }
     if (socket.destroyed) return;
     const grant = result.grant;
-    const sourceIp = req.socket.remoteAddress ?? null;
+    const hooks = deps.assistance;
+    const admitted = hooks ? await hooks.admit(grant) : null;
+    if (admitted) {
+      log.info({ reason: admitted.reason, zone }, 'console upgrade refused by remote assistance');
+      return refuse(socket, admitted.status, admitted.reason, admitted.message);
+    }
+    const sourceIp = clientAddress(req, config.trustProxy);
     const record = await sessions.start(grant, sourceIp, String(req.headers['user-agent'] ?? '').slice(0, 256) || null);
     const slog = log.child({ sessionId: record.id, resourceId: grant.resource.id });
+    if (exclusiveId !== undefined || grant.policy.sessionMode === 'exclusive') {
+      // Another node may have started one at the same moment: the earlier session wins.
+      const open = await sessions.openOn(grant.resource.id);
+      const earlier = open.some((s) => s.id !== record.id && (s.startedAt < record.startedAt || (s.startedAt === record.startedAt && s.id < record.id)));
+      if (earlier) {
+        slog.info({}, 'console upgrade refused: exclusive console taken by a concurrent session');
+        await sessions.end(record, { bytesToClient: 0, bytesToBackend: 0, closeCode: 409, closeReason: 'console_busy' }).catch(() => undefined);
+        return refuse(socket, 409, 'console_busy', BUSY_MESSAGE);
+      }
+    }
+    if (socket.destroyed) {
+      await sessions.end(record, { bytesToClient: 0, bytesToBackend: 0, closeCode: 1006, closeReason: 'client_closed' }).catch(() => undefined);
+      return;
+    }
+    await hooks?.started(grant, record, pageKeyFromProtocols(req.headers['sec-websocket-protocol']));
 
     wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       slog.info({ backend: `${grant.target.host}:${grant.target.port}`, sourceIp }, 'console session started');
@@ -109,16 +208,25 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
         maxBufferedBytes: config.console.maxBufferedBytes,
         viewOnly: grant.token.viewOnly,
         forceShared: true,
+        clipboard: grant.policy.clipboard,
       }, {
         onEnd(end: SessionEnd) {
           sessionEnded(record.id);
+          metrics?.sessionEnded({ reason: end.reason, bytesToClient: end.bytesToClient, bytesToBackend: end.bytesToBackend });
           slog.info({ code: end.code, reason: end.reason, detail: end.detail, bytesToClient: end.bytesToClient, bytesToBackend: end.bytesToBackend }, 'console session ended');
           sessions.end(record, { bytesToClient: end.bytesToClient, bytesToBackend: end.bytesToBackend, closeCode: end.code, closeReason: end.reason })
-            .catch((err: unknown) => slog.error({ err }, 'could not record session end'));
+            .catch((err: unknown) => slog.warn({ err }, 'could not record session end; it is kept and written when the database answers again'));
+          hooks?.ended(grant, record, end).catch((err: unknown) => slog.warn({ err }, 'could not record the end of a remote-assistance session'));
         },
         log: (obj: object, msg: string) => slog.debug(obj, msg),
       });
-      live.set(record.id, { id: record.id, resourceId: grant.resource.id, close: handle.close });
+      live.set(record.id, {
+        id: record.id, resourceId: grant.resource.id, close: handle.close, setViewOnly: handle.setViewOnly,
+        purpose: grant.token.purpose, viewOnly: () => handle.viewOnly,
+        // Live byte counts when the relay exposes them; otherwise a session's bytes count when it ends.
+        bytes: () => ({ toClient: relayCounters(handle).bytesToClient ?? 0, toBackend: relayCounters(handle).bytesToBackend ?? 0 }),
+      });
+      metrics?.sessionStarted();
     });
   }
 
@@ -126,8 +234,13 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
     handle(req, socket, head) {
       socket.on('error', () => socket.destroy());
       handleAsync(req, socket, head).catch((err: unknown) => {
+        if (isStoreUnavailable(err)) {
+          log.warn({ err, url: redactUrl(req.url) }, 'console upgrade refused: database unreachable');
+          refuse(socket, 503, 'store_unavailable', 'The gateway cannot reach its database right now; try again in a few seconds.');
+          return;
+        }
         log.error({ err, url: redactUrl(req.url) }, 'console upgrade failed');
-        reject(socket, 503, 'internal_error', 'The gateway could not open the console.');
+        refuse(socket, 503, 'internal_error', 'The gateway could not open the console.');
       });
     },
     live: () => [...live.values()],
@@ -141,6 +254,9 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
         n++;
       }
       return n;
+    },
+    stopAccepting() {
+      accepting = false;
     },
     drained(ms) {
       if (live.size === 0) return Promise.resolve();

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ascii, concat, splits, u32 } from '../../test/helpers/rfb-splitter.js';
-import { ClientHandshake, type ClientHandshakeOptions, type ClientHandshakeResult } from './client-handshake.js';
-import { Limits } from './constants.js';
+import { ClientHandshake, vencryptSubtypesFor, type ClientHandshakeOptions, type ClientHandshakeResult } from './client-handshake.js';
+import { Limits, VeNCryptSubtype as V } from './constants.js';
 import { RfbError } from './errors.js';
 import { DEFAULT_PIXEL_FORMAT, encodeReason, encodeServerInit } from './messages.js';
 
@@ -201,11 +201,12 @@ const TLS = { ca: '-----BEGIN CERTIFICATE-----\n…\n-----END CERTIFICATE-----\n
 
 /** Feeds `plain` until startTls, then (after tlsEstablished) `secure`, each under every split. */
 function runVeNCrypt(opts: ClientHandshakeOptions, plain: Uint8Array, secure: Uint8Array) {
-  const results: { sentPlain: Uint8Array; sentSecure: Uint8Array; subtype: number; done: ClientHandshakeResult }[] = [];
+  const results: { sentPlain: Uint8Array; sentSecure: Uint8Array; subtype: number; anonymous: boolean; done: ClientHandshakeResult }[] = [];
   for (const s of splits(plain, 3, 8)) {
     const hs = new ClientHandshake(opts);
     const sentPlain: Uint8Array[] = [];
     let subtype = -1;
+    let anonymous = false;
     for (const [i, c] of s.chunks.entries()) {
       const r = hs.feed(c);
       sentPlain.push(...r.send);
@@ -213,11 +214,11 @@ function runVeNCrypt(opts: ClientHandshakeOptions, plain: Uint8Array, secure: Ui
         assert.equal(i, s.chunks.length - 1, `${s.name}: startTls on the last plaintext byte`);
         assert.equal(r.startTls.tls, TLS);
         subtype = r.startTls.subtype;
+        anonymous = r.startTls.anonymous;
       }
     }
     assert.throws(() => hs.feed(Uint8Array.of(0)), /tlsEstablished/);
-    hs.tlsEstablished();
-    const sentSecure: Uint8Array[] = [];
+    const sentSecure: Uint8Array[] = [...hs.tlsEstablished().send];
     let done: ClientHandshakeResult | undefined;
     for (const c of splits(secure, 4, 1)[2]?.chunks ?? []) {
       const r = hs.feed(c);
@@ -225,7 +226,7 @@ function runVeNCrypt(opts: ClientHandshakeOptions, plain: Uint8Array, secure: Ui
       done ??= r.done;
     }
     assert.ok(done, s.name);
-    results.push({ sentPlain: concat(sentPlain), sentSecure: concat(sentSecure), subtype, done });
+    results.push({ sentPlain: concat(sentPlain), sentSecure: concat(sentSecure), subtype, anonymous, done });
   }
   return results;
 }
@@ -266,4 +267,47 @@ test('VeNCrypt refusals: old version, nack, only anonymous-TLS subtypes, subtype
   // A VeNCrypt credential never settles for None or plain VNC auth, and 3.3 has no VeNCrypt.
   expectError(cred, concat([ascii('RFB 003.008\n'), Uint8Array.of(2, 1, 2)]), 'RFB_NO_SECURITY_TYPE');
   expectError(cred, concat([ascii('RFB 003.003\n'), u32(19)]), 'RFB_NO_SECURITY_TYPE');
+});
+
+test('VeNCrypt X509Plain: username and password sent only after TLS, then SecurityResult', () => {
+  const plain = concat([ascii('RFB 003.008\n'), Uint8Array.of(1, 19), Uint8Array.of(0, 2), Uint8Array.of(0), Uint8Array.of(3), u32(260), u32(261), u32(262), Uint8Array.of(1)]);
+  const secure = concat([u32(0), SERVER_INIT]);
+  const cred: ClientHandshakeOptions = { credential: { type: 'vencrypt', username: ascii('ops'), password: PW, tls: TLS }, shared: true };
+  for (const r of runVeNCrypt(cred, plain, secure)) {
+    assert.equal(r.subtype, 262, 'the strongest both allow');
+    assert.equal(r.anonymous, false);
+    assert.ok(!Buffer.from(r.sentPlain).includes(Buffer.from('porthole')), 'no password in clear');
+    assert.deepEqual(Buffer.from(r.sentSecure), Buffer.from(concat([u32(3), u32(8), ascii('ops'), PW, Uint8Array.of(1)])));
+  }
+});
+
+test('VeNCrypt subtype choice: strongest allowed by policy and server; anonymous only when allowed', () => {
+  const tls = TLS;
+  const pw = PW;
+  const user = ascii('u');
+  assert.deepEqual(vencryptSubtypesFor({ type: 'vencrypt', tls }), [V.X509_NONE]);
+  assert.deepEqual(vencryptSubtypesFor({ type: 'vencrypt', tls, password: pw }), [V.X509_VNC], 'a password never settles for X509None by default');
+  assert.deepEqual(vencryptSubtypesFor({ type: 'vencrypt', tls, password: pw, username: user }), [V.X509_PLAIN, V.X509_VNC]);
+  assert.deepEqual(vencryptSubtypesFor({ type: 'vencrypt', tls, allowAnonymous: true }), [V.X509_NONE, V.TLS_NONE]);
+  assert.deepEqual(vencryptSubtypesFor({ type: 'vencrypt', tls, password: pw, subtypes: [V.X509_NONE, V.X509_VNC, V.TLS_VNC] }), [V.X509_VNC, V.X509_NONE], 'anonymous listed but not allowed');
+  assert.deepEqual(vencryptSubtypesFor({ type: 'vencrypt', tls, subtypes: [V.X509_VNC, V.X509_PLAIN] }), [], 'no password: nothing usable');
+  assert.deepEqual(vencryptSubtypesFor({ type: 'vencrypt', tls, password: pw, subtypes: [V.TLS_VNC], allowAnonymous: true }), [V.TLS_VNC]);
+
+  const head = concat([ascii('RFB 003.008\n'), Uint8Array.of(1, 19), Uint8Array.of(0, 2), Uint8Array.of(0)]);
+  // Server offers only anonymous TLS: refused unless allowed; when allowed, startTls says anonymous.
+  const anonOnly = concat([head, Uint8Array.of(2), u32(257), u32(258), Uint8Array.of(1)]);
+  expectError({ credential: { type: 'vencrypt', password: pw, tls }, shared: true }, anonOnly, 'RFB_NO_SECURITY_TYPE');
+  for (const r of runVeNCrypt({ credential: { type: 'vencrypt', password: pw, tls, allowAnonymous: true }, shared: true }, anonOnly, concat([new Uint8Array(16), u32(0), SERVER_INIT]))) {
+    assert.equal(r.subtype, V.TLS_VNC);
+    assert.equal(r.anonymous, true);
+  }
+  // Policy [X509None, X509Vnc] with a password: the server's X509Vnc is preferred over X509None.
+  const both = concat([head, Uint8Array.of(2), u32(260), u32(261), Uint8Array.of(1)]);
+  for (const r of runVeNCrypt({ credential: { type: 'vencrypt', password: pw, tls, subtypes: [V.X509_NONE, V.X509_VNC] }, shared: true }, both, concat([new Uint8Array(16), u32(0), SERVER_INIT]))) {
+    assert.equal(r.subtype, V.X509_VNC);
+  }
+  const onlyNone = concat([head, Uint8Array.of(1), u32(260), Uint8Array.of(1)]);
+  for (const r of runVeNCrypt({ credential: { type: 'vencrypt', password: pw, tls, subtypes: [V.X509_NONE, V.X509_VNC] }, shared: true }, onlyNone, concat([u32(0), SERVER_INIT]))) {
+    assert.equal(r.subtype, V.X509_NONE);
+  }
 });

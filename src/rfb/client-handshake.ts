@@ -10,14 +10,19 @@
  * None (1), `vncauth` needs VNC Authentication (2) — a configured password never silently downgrades
  * to None. A failed authentication throws RFB_AUTH_FAILED and the machine stops: nothing retries.
  *
- * VeNCrypt (type 19, rfbproto §7.2.19) with the X.509 subtypes only — X509None (260), or X509Vnc
- * (261) when the credential has a password; the anonymous-DH TLS* subtypes are open to MITM and never
- * chosen. After the server accepts the subtype, a step returns `startTls`: the caller wraps its socket
- * in TLS (verifying the certificate against the credential's CA), calls `tlsEstablished()`, and keeps
- * feeding the decrypted bytes. VeNCrypt always ends with a SecurityResult, in 3.7 as well.
+ * VeNCrypt (type 19, rfbproto §7.2.19): the subtype is the strongest one that the server offers, the
+ * credential can complete and the endpoint's policy allows (`vencryptSubtypesFor`): X509Plain (262,
+ * username + password), X509Vnc (261, password), X509None (260); the anonymous-DH TLS* subtypes
+ * (259/258/257) are open to MITM and only considered when the credential says `allowAnonymous`. A
+ * configured password never settles for a subtype without one unless the policy lists it. After the
+ * server accepts the subtype, a step returns `startTls`: the caller wraps its socket in TLS
+ * (verifying the certificate against the credential's CA; anonymous subtypes: no certificate),
+ * calls `tlsEstablished()`, and keeps feeding the decrypted bytes. VeNCrypt always ends with a
+ * SecurityResult, in 3.7 as well. Plain sends U32 username-length, U32 password-length, username,
+ * password (rfbproto §7.2.19) — only ever inside TLS.
  *
  *   … securityTypes ─► vencryptVersion ─► vencryptAck ─► vencryptSubtypes ─► vencryptAccept
- *     ─► tls (caller) ─► [vncChallenge] ─► securityResult ─► serverInit
+ *     ─► tls (caller) ─► [vncChallenge | plain credentials sent] ─► securityResult ─► serverInit
  */
 import {
   Limits,
@@ -43,7 +48,8 @@ import { checkVersionPrefix, negotiatedVersion, parseVersion } from './version.j
  * addressed by IP).
  */
 export interface VeNCryptTlsSettings {
-  ca: string;
+  /** Absent: Node's bundled root CAs. */
+  ca?: string;
   /** Client certificate and key, for servers that require one (libvirt `vnc_tls_x509_verify`). */
   cert?: string;
   key?: string;
@@ -54,8 +60,65 @@ export interface VeNCryptTlsSettings {
 export type BackendCredential =
   | { type: 'none' }
   | { type: 'vncauth'; password: Uint8Array }
-  /** VeNCrypt X509None, or X509Vnc when `password` is set. */
-  | { type: 'vencrypt'; password?: Uint8Array; tls: VeNCryptTlsSettings };
+  /** VeNCrypt: see `vencryptSubtypesFor` for the subtype chosen. */
+  | VeNCryptCredential;
+
+export interface VeNCryptCredential {
+  type: 'vencrypt';
+  /** For the *Vnc subtypes (first 8 bytes) and the *Plain subtypes. */
+  password?: Uint8Array;
+  /** For the *Plain subtypes (with `password`). */
+  username?: Uint8Array;
+  tls: VeNCryptTlsSettings;
+  /** The endpoint's allow-list of subtypes (any order). Absent: the defaults of `vencryptSubtypesFor`. */
+  subtypes?: readonly number[];
+  /** Whether the anonymous-DH TLS* subtypes may be used at all (never by default). */
+  allowAnonymous?: boolean;
+}
+
+/** VeNCrypt subtypes Porthole can complete, strongest first (authenticated server before anonymous TLS). */
+export const VENCRYPT_STRENGTH_ORDER: readonly number[] = [
+  VeNCryptSubtype.X509_PLAIN,
+  VeNCryptSubtype.X509_VNC,
+  VeNCryptSubtype.X509_NONE,
+  VeNCryptSubtype.TLS_PLAIN,
+  VeNCryptSubtype.TLS_VNC,
+  VeNCryptSubtype.TLS_NONE,
+];
+const ANONYMOUS_SUBTYPES = new Set<number>([VeNCryptSubtype.TLS_NONE, VeNCryptSubtype.TLS_VNC, VeNCryptSubtype.TLS_PLAIN]);
+const PLAIN_SUBTYPES = new Set<number>([VeNCryptSubtype.X509_PLAIN, VeNCryptSubtype.TLS_PLAIN]);
+const VNC_SUBTYPES = new Set<number>([VeNCryptSubtype.X509_VNC, VeNCryptSubtype.TLS_VNC]);
+
+export function isAnonymousVeNCryptSubtype(subtype: number): boolean {
+  return ANONYMOUS_SUBTYPES.has(subtype);
+}
+
+/**
+ * The subtypes this credential may use, strongest first. Without an explicit list: the ones that use
+ * every secret configured — username + password → X509Plain, X509Vnc; password → X509Vnc; nothing →
+ * X509None (plus the TLS* counterparts when `allowAnonymous`). An explicit list is intersected with
+ * what the credential can complete; anonymous subtypes still need `allowAnonymous`.
+ */
+export function vencryptSubtypesFor(c: VeNCryptCredential): number[] {
+  const hasPassword = c.password !== undefined;
+  const hasUser = c.username !== undefined && hasPassword;
+  const usable = (t: number): boolean =>
+    (!isAnonymousVeNCryptSubtype(t) || c.allowAnonymous === true) &&
+    (!PLAIN_SUBTYPES.has(t) || hasUser) &&
+    (!VNC_SUBTYPES.has(t) || hasPassword);
+  let allowed: (t: number) => boolean;
+  if (c.subtypes) {
+    const list = new Set(c.subtypes);
+    allowed = (t) => list.has(t);
+  } else if (hasUser) {
+    allowed = (t) => PLAIN_SUBTYPES.has(t) || VNC_SUBTYPES.has(t);
+  } else if (hasPassword) {
+    allowed = (t) => VNC_SUBTYPES.has(t);
+  } else {
+    allowed = (t) => t === VeNCryptSubtype.X509_NONE || t === VeNCryptSubtype.TLS_NONE;
+  }
+  return VENCRYPT_STRENGTH_ORDER.filter((t) => allowed(t) && usable(t));
+}
 
 export interface ClientHandshakeOptions {
   credential: BackendCredential;
@@ -75,8 +138,10 @@ export interface ClientHandshakeResult {
 
 /** The caller must now wrap the transport in TLS, then call `tlsEstablished()` and feed decrypted bytes. */
 export interface StartTlsRequest {
-  /** The VeNCrypt subtype the server accepted (260 X509None or 261 X509Vnc). */
+  /** The VeNCrypt subtype the server accepted. */
   subtype: number;
+  /** Anonymous-DH TLS subtype (257–259): no server certificate to verify; TLS 1.2 aNULL suites only. */
+  anonymous: boolean;
   tls: VeNCryptTlsSettings;
 }
 
@@ -140,7 +205,10 @@ export class ClientHandshake {
       for (;;) {
         const r = this.step(send);
         if (r === 'more') return { send };
-        if (r === 'tls') return { send, startTls: { subtype: this.vencryptSubtype, tls: this.tlsSettings() } };
+        if (r === 'tls') {
+          const startTls = { subtype: this.vencryptSubtype, anonymous: isAnonymousVeNCryptSubtype(this.vencryptSubtype), tls: this.tlsSettings() };
+          return { send, startTls };
+        }
         if (r !== 'next') return { send, done: r };
       }
     } catch (err) {
@@ -150,9 +218,26 @@ export class ClientHandshake {
   }
 
   /** After `startTls`: the TLS session is up; what follows is read from (and written to) TLS. */
-  tlsEstablished(): void {
+  tlsEstablished(): ClientHandshakeStep {
     if (this.state !== 'tls') throw new Error('ClientHandshake: tlsEstablished() outside the TLS step');
-    this.state = this.vencryptSubtype === VeNCryptSubtype.X509_VNC ? 'vncChallenge' : 'securityResult';
+    if (VNC_SUBTYPES.has(this.vencryptSubtype)) {
+      this.state = 'vncChallenge';
+      return { send: [] };
+    }
+    this.state = 'securityResult';
+    if (!PLAIN_SUBTYPES.has(this.vencryptSubtype)) return { send: [] };
+    // Plain: U32 username-length, U32 password-length, username, password — inside TLS only.
+    const c = this.credential as VeNCryptCredential;
+    const user = c.username ?? new Uint8Array(0);
+    const pass = c.password ?? new Uint8Array(0);
+    const head = new Uint8Array(8);
+    new DataView(head.buffer).setUint32(0, user.length);
+    new DataView(head.buffer).setUint32(4, pass.length);
+    const msg = new Uint8Array(8 + user.length + pass.length);
+    msg.set(head, 0);
+    msg.set(user, 8);
+    msg.set(pass, 8 + user.length);
+    return { send: [msg] };
   }
 
   private step(send: Uint8Array[]): 'more' | 'next' | 'tls' | ClientHandshakeResult {
@@ -225,12 +310,13 @@ export class ClientHandshake {
         q.skip(1);
         const offered: number[] = [];
         for (let i = 0; i < count; i++) offered.push(q.takeU32());
-        const wanted = this.credential.type === 'vencrypt' && this.credential.password ? VeNCryptSubtype.X509_VNC : VeNCryptSubtype.X509_NONE;
-        if (!offered.includes(wanted)) {
-          throw new RfbError('RFB_NO_SECURITY_TYPE', 'server', `server offers VeNCrypt subtypes [${offered.join(', ')}], not ${wanted}`);
+        const wanted = vencryptSubtypesFor(this.credential as VeNCryptCredential);
+        const pick = wanted.find((t) => offered.includes(t));
+        if (pick === undefined) {
+          throw new RfbError('RFB_NO_SECURITY_TYPE', 'server', `server offers VeNCrypt subtypes [${offered.join(', ')}], the endpoint allows [${wanted.join(', ')}]`);
         }
-        this.vencryptSubtype = wanted;
-        send.push(u32(wanted));
+        this.vencryptSubtype = pick;
+        send.push(u32(pick));
         this.state = 'vencryptAccept';
         return 'next';
       }
@@ -346,6 +432,11 @@ export class ClientHandshake {
     this.pendingFailure = { code, message };
     this.state = 'reason';
     return 'next';
+  }
+
+  /** The VeNCrypt subtype chosen (0 before the choice or without VeNCrypt). */
+  get subtype(): number {
+    return this.vencryptSubtype;
   }
 }
 

@@ -24,6 +24,9 @@ import {
   encodeSetPixelFormat,
 } from './messages.js';
 import { ServerHandshake } from './server-handshake.js';
+import { ClientStreamFilter } from './client-filter.js';
+import { ServerStreamFilter } from './server-filter.js';
+import { everyByte } from '../../test/helpers/rfb-splitter.js';
 
 const ITERATIONS = 2000;
 
@@ -152,5 +155,112 @@ test(`fuzz: ClientMessageFramer, ${ITERATIONS} mutated message streams`, () => {
     // Split-invariance: how bytes arrive never changes what comes out.
     assert.equal(split.error?.code, whole.error?.code, `seed ${seed}`);
     if (!whole.error) assert.deepEqual(split.frames, whole.frames, `seed ${seed}`);
+  }
+});
+
+const VENCRYPT_TRANSCRIPTS = [
+  concat([ascii('RFB 003.008\n'), Uint8Array.of(2, 2, 19), Uint8Array.of(0, 2, 0), Uint8Array.of(3), u32(257), u32(260), u32(261), Uint8Array.of(1)]),
+  concat([ascii('RFB 003.007\n'), Uint8Array.of(1, 19), Uint8Array.of(0, 2, 0), Uint8Array.of(2), u32(262), u32(258), Uint8Array.of(1)]),
+  concat([ascii('RFB 003.008\n'), Uint8Array.of(1, 19), Uint8Array.of(0, 3, 0), Uint8Array.of(1), u32(260), Uint8Array.of(0)]),
+];
+
+test(`fuzz: ClientHandshake VeNCrypt negotiation, ${ITERATIONS} mutated transcripts, whole, split and one byte at a time`, () => {
+  for (let seed = 1; seed <= ITERATIONS; seed++) {
+    const rng = seededRandom(seed);
+    const input = mutate(rng, VENCRYPT_TRANSCRIPTS[seed % VENCRYPT_TRANSCRIPTS.length] as Uint8Array);
+    const credential = {
+      type: 'vencrypt' as const, tls: { ca: 'x' }, allowAnonymous: seed % 4 === 0,
+      ...(seed % 2 ? { password } : {}), ...(seed % 3 === 0 ? { username: ascii('u'), password } : {}),
+    };
+    // Until startTls: a "more" or startTls outcome, or an RfbError, whatever the split.
+    const negotiate = (chunks: Uint8Array[]): string => {
+      const hs = new ClientHandshake({ credential, shared: true });
+      try {
+        for (const c of chunks) {
+          const r = hs.feed(c);
+          if (r.startTls) return `tls ${r.startTls.subtype} ${r.startTls.anonymous}`;
+          assert.ok(hs.buffered <= 4 + Limits.MAX_REASON_READ_BYTES, `seed ${seed}`);
+        }
+        return 'more';
+      } catch (err) {
+        if (!(err instanceof RfbError)) assert.fail(`seed ${seed}: non-RfbError ${String(err)}`);
+        // Plaintext after the accept byte is only visible when it arrives with it; later it would
+        // reach the TLS layer (and fail the TLS handshake) instead.
+        return /plaintext/.test(err.message) ? 'plaintext' : `error ${err.code}`;
+      }
+    };
+    const same = (got: string, want: string, what: string) => {
+      if (want === 'plaintext' && got.startsWith('tls ')) return;
+      assert.equal(got, want, what);
+    };
+    const whole = negotiate([input]);
+    same(negotiate(randomSplit(input, rng, 9)), whole, `seed ${seed}`);
+    same(negotiate(everyByte(input)), whole, `seed ${seed} one byte at a time`);
+    if (whole.startsWith('tls 25')) assert.ok(credential.allowAnonymous, `seed ${seed}: anonymous TLS without allowAnonymous`);
+  }
+});
+
+const SERVER_STREAM = concat([
+  Uint8Array.of(0, 0, 0, 3),
+  Uint8Array.of(0, 0, 0, 0, 0, 2, 0, 1), u32(0), new Uint8Array(8), // Raw 2x1
+  Uint8Array.of(0, 0, 0, 0, 0, 16, 0, 16), u32(5), Uint8Array.of(1), new Uint8Array(16 * 16 * 4), // Hextile raw tile
+  Uint8Array.of(0, 0, 0, 0, 0, 4, 0, 4), u32(7), Uint8Array.of(0x80, 1, 2, 3), // Tight fill
+  Uint8Array.of(3, 0, 0, 0), u32(4), ascii('clip'),
+  Uint8Array.of(2),
+  Uint8Array.of(0, 0, 0, 1, 0, 0, 0, 0, 0, 8, 0, 8), u32(16), u32(3), Uint8Array.of(1, 2, 3), // ZRLE
+  Uint8Array.of(248, 0, 0, 0), u32(1), Uint8Array.of(2, 7, 7),
+  Uint8Array.of(1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0),
+]);
+
+test(`fuzz: ServerStreamFilter, ${ITERATIONS} mutated server streams: split-invariant, bounded`, () => {
+  for (let seed = 1; seed <= ITERATIONS; seed++) {
+    const rng = seededRandom(seed);
+    const input = mutate(rng, SERVER_STREAM);
+    const filter = (chunks: Uint8Array[]): string => {
+      const f = new ServerStreamFilter({ pixelFormat: DEFAULT_PIXEL_FORMAT, allowCutText: (n) => n < 3 });
+      const out: Uint8Array[] = [];
+      try {
+        for (const c of chunks) {
+          out.push(...f.push(c));
+          assert.ok(f.buffered <= 1 + 256 * 4, `seed ${seed}: holds ${f.buffered}`);
+        }
+        return `ok ${Buffer.from(concat(out)).toString('hex')}`;
+      } catch (err) {
+        if (!(err instanceof RfbError)) assert.fail(`seed ${seed}: non-RfbError ${String(err)}\n${(err as Error).stack}`);
+        return `error ${err.code}`;
+      }
+    };
+    const whole = filter([input]);
+    assert.equal(filter(randomSplit(input, rng, 17)), whole, `seed ${seed}`);
+    if (seed % 10 === 0) assert.equal(filter(everyByte(input)), whole, `seed ${seed} one byte at a time`);
+  }
+});
+
+test(`fuzz: ClientStreamFilter with live view-only switches, ${ITERATIONS} mutated streams: nothing but whole, allowed messages out`, () => {
+  for (let seed = 1; seed <= ITERATIONS; seed++) {
+    const rng = seededRandom(seed);
+    const input = mutate(rng, CLIENT_STREAM);
+    const f = new ClientStreamFilter({ viewOnly: seed % 2 === 0, clipboard: { direction: seed % 3 === 0 ? 'off' : 'both', maxBytes: 16 } });
+    // What reaches the server must itself frame cleanly, with no input while view-only.
+    const check = new ClientMessageFramer({ maxClientCutText: 16 });
+    try {
+      for (const c of randomSplit(input, rng, 13)) {
+        if (rng() < 0.2) {
+          const on = rng() < 0.5;
+          for (const b of f.setViewOnly(on)) check.push(b);
+        }
+        const viewOnly = f.isViewOnly;
+        for (const b of f.push(c)) {
+          for (const fr of check.push(b)) {
+            if (viewOnly) assert.ok(![4, 5, 6, 250, 251, 253].includes(fr.type) && !(fr.type === 255 && fr.bytes[1] === 0), `seed ${seed}: type ${fr.type} passed while view-only`);
+            if (seed % 3 === 0) assert.notEqual(fr.type, 6, `seed ${seed}: cut text with clipboard off`);
+          }
+        }
+        assert.ok(f.buffered < 4 + 4 * Limits.MAX_ENCODINGS + 16, `seed ${seed}`);
+      }
+    } catch (err) {
+      if (!(err instanceof RfbError) || err.side !== 'client') assert.fail(`seed ${seed}: ${String(err)}\n${(err as Error).stack}`);
+    }
+    assert.equal(check.buffered, 0, `seed ${seed}: the server got a partial message`);
   }
 });

@@ -27,7 +27,6 @@ test('view-only: input and power/resize messages are dropped, the rest passes, S
     encodeFramebufferUpdateRequest({ incremental: true, x: 0, y: 0, width: 1, height: 1 }),
     Uint8Array.of(150, 1, 0, 0, 0, 0, 0, 1, 0, 1),
     concat([Uint8Array.of(248, 0, 0, 0), u32(1), Uint8Array.of(1, 9)]),
-    Uint8Array.of(255, 1, 0, 0), // QEMU audio enable
   ];
   const dropped = [
     encodeKeyEvent(true, 0x61),
@@ -38,6 +37,7 @@ test('view-only: input and power/resize messages are dropped, the rest passes, S
     concat([Uint8Array.of(251, 0, 4, 0, 3, 0, 1, 0), new Uint8Array(16)]),
     Uint8Array.of(253, 0x80, 0, 0),
     Uint8Array.of(255, 0, 0, 1, 0, 0, 0, 0x61, 0, 0, 0, 0x1e),
+    Uint8Array.of(255, 1, 0, 0), // QEMU audio enable
   ];
   const stream = concat([encodeSetEncodings(NOVNC_ENCODINGS), ...dropped.flatMap((d, i) => [d, kept[i % kept.length] as Uint8Array])]);
   for (const s of splits(stream, 3)) {
@@ -53,7 +53,7 @@ test('view-only: input and power/resize messages are dropped, the rest passes, S
 });
 
 test('view-only strips ExtendedMouseButtons, xvp, gii, QEMU keys and unknown pseudo-encodings', () => {
-  for (const e of [PseudoEncoding.EXTENDED_MOUSE_BUTTONS, PseudoEncoding.XVP, PseudoEncoding.GII, PseudoEncoding.QEMU_EXTENDED_KEY_EVENT, -1000, -222, 0x12345678]) {
+  for (const e of [PseudoEncoding.EXTENDED_MOUSE_BUTTONS, PseudoEncoding.XVP, PseudoEncoding.GII, PseudoEncoding.QEMU_EXTENDED_KEY_EVENT, PseudoEncoding.QEMU_AUDIO, -1000, -222, 0x12345678]) {
     assert.equal(isViewOnlyEncodingAllowed(e), false, String(e));
   }
   const f = new ViewOnlyFilter();

@@ -435,7 +435,7 @@ export interface AssistanceRepo {
   /** Inserts an active space; false when the desktop already has an active one (on any node). */
   insertSpace(s: ShareSpaceRecord): Promise<boolean>;
   getSpace(id: string): Promise<ShareSpaceRecord | undefined>;
-  /** The desktop's active space, else its newest closed one. */
+  /** The desktop's active space, else the one closed last. */
   currentForDesktop(desktopId: string): Promise<ShareSpaceRecord | undefined>;
   /** The active space with this invitation code. */
   findActiveByCode(code: string): Promise<ShareSpaceRecord | undefined>;

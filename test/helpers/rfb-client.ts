@@ -24,6 +24,9 @@ import {
   type ServerInit,
 } from '../../src/rfb/messages.js';
 
+/** Pseudo-encodings whose rectangles carry no data (QEMU extended keys, pointer position, ExtendedMouseButtons). */
+const ZERO_DATA_PSEUDO = new Set<number>([PseudoEncoding.QEMU_EXTENDED_KEY_EVENT, PseudoEncoding.POINTER_POS, PseudoEncoding.EXTENDED_MOUSE_BUTTONS]);
+
 export interface RfbTestClientOptions {
   /** ClientInit shared-flag (default true). */
   shared?: boolean;
@@ -33,6 +36,8 @@ export interface RfbTestClientOptions {
   pixelFormat?: PixelFormat;
   /** WebSocket subprotocols to offer. */
   protocols?: string[];
+  /** Options for the `ws` client (a CA for wss:// through a TLS proxy, headers such as Origin). */
+  wsOptions?: WebSocket.ClientOptions;
 }
 
 export interface CloseInfo {
@@ -64,6 +69,8 @@ export class RfbTestClient {
   /** Every binary byte received on the WebSocket. */
   bytesReceived = 0;
   bytesSent = 0;
+  /** Encodings of every rectangle received, in order (pseudo-encodings show what the server acknowledged). */
+  pseudoRects: number[] = [];
   /** A server message this client could not parse (the client closes itself then). */
   protocolError: Error | undefined;
 
@@ -77,7 +84,7 @@ export class RfbTestClient {
   private constructor(url: string, opts: RfbTestClientOptions) {
     this.opts = opts;
     this.hs = new ClientHandshake({ credential: { type: 'none' }, shared: opts.shared ?? true });
-    this.ws = new WebSocket(url, opts.protocols ?? []);
+    this.ws = new WebSocket(url, opts.protocols ?? [], opts.wsOptions ?? {});
     this.ws.binaryType = 'nodebuffer';
     this.ready = new Promise((resolve, reject) => {
       this.readyResolve = resolve;
@@ -241,7 +248,14 @@ export class RfbTestClient {
       if (enc === Encoding.RAW) o += w * h * bpp;
       else if (enc === PseudoEncoding.CURSOR) o += w * h * bpp + Math.floor((w + 7) / 8) * h;
       else if (enc === PseudoEncoding.LAST_RECT) break;
-      else if (enc !== PseudoEncoding.DESKTOP_SIZE) throw new Error(`test client: unsupported encoding ${enc}`);
+      else if (enc === PseudoEncoding.QEMU_LED_STATE) o += 1;
+      else if (enc === PseudoEncoding.DESKTOP_NAME) {
+        if (q.length < o + 4) return false;
+        o += 4 + q.peekU32(o);
+      } else if (enc === PseudoEncoding.EXTENDED_DESKTOP_SIZE) {
+        if (q.length < o + 1) return false;
+        o += 4 + 16 * q.peekU8(o);
+      } else if (!ZERO_DATA_PSEUDO.has(enc)) throw new Error(`test client: unsupported encoding ${enc}`);
     }
     if (q.length < o) return false;
     q.skip(4);
@@ -270,7 +284,16 @@ export class RfbTestClient {
         this.resize(w, h);
       } else if (enc === PseudoEncoding.LAST_RECT) {
         break;
+      } else if (enc === PseudoEncoding.QEMU_LED_STATE) {
+        q.skip(1);
+      } else if (enc === PseudoEncoding.DESKTOP_NAME) {
+        q.skip(q.takeU32());
+      } else if (enc === PseudoEncoding.EXTENDED_DESKTOP_SIZE) {
+        const n = q.takeU8();
+        q.skip(3 + 16 * n);
+        this.resize(w, h);
       }
+      this.pseudoRects.push(enc);
     }
     this.updates++;
     const waiter = this.updateWaiters.shift();

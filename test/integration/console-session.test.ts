@@ -18,6 +18,7 @@ import { PseudoEncoding } from '../../src/rfb/constants.js';
 import { encodeKeyEvent, encodePointerEvent, type Rgb } from '../../src/rfb/messages.js';
 import { RfbTestClient } from '../helpers/rfb-client.js';
 import { startFakeRfbServer, type FakeRfbServer, type FakeServerFault } from '../helpers/rfb-fake-server.js';
+import { requireTools } from '../helpers/vnc-servers.js';
 
 const PASSWORD = new TextEncoder().encode('porthole');
 const BLUE: Rgb = { r: 0x33, g: 0x66, b: 0xcc };
@@ -113,7 +114,7 @@ function closeOf(ws: WebSocket): Promise<{ code: number; reason: string }> {
   return new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
 }
 
-const havePython = spawnSync('python3', ['-c', 'pass']).status === 0;
+const skipPython = requireTools('python3');
 
 /** A 127.0.0.1 port whose (tiny) accept queue is full: connects to it hang. Needs python3. */
 async function blackholePort(): Promise<{ port: number; stop(): void }> {
@@ -254,6 +255,41 @@ describe('console session with the fake VNC server', () => {
     await g.close();
   });
 
+  test('setViewOnly switches a live session both ways without reconnecting', async () => {
+    const g = await startGateway(() => ({ host: fake.host, port: fake.port, credential: { type: 'vncauth', password: PASSWORD } }));
+    const c = await RfbTestClient.connect(g.url(), { encodings: [0, PseudoEncoding.DESKTOP_SIZE, PseudoEncoding.QEMU_EXTENDED_KEY_EVENT] });
+    const s = g.sessions[0] as Session;
+    const conn = fake.connections.at(-1);
+    const keys = (): number[] => (conn?.messages ?? []).flatMap((m) => (m.type === 'KeyEvent' ? [m.keysym] : []));
+    c.send(encodeKeyEvent(true, 0x61));
+    await c.requestUpdate();
+    assert.deepEqual(keys(), [0x61], 'full control: the key reaches the machine');
+
+    s.handle.setViewOnly(true);
+    assert.equal(s.handle.viewOnly, true);
+    c.send(encodeKeyEvent(true, 0x62));
+    c.send(encodePointerEvent(1, 3, 3));
+    await c.requestUpdate();
+    assert.ok(c.isSolid(BLUE), 'the screen keeps updating while view-only');
+    assert.deepEqual(keys(), [0x61], 'view-only: nothing new reached the machine');
+    assert.equal(conn?.messages.filter((m) => m.type === 'PointerEvent').length, 0);
+    const encs = (conn?.messages ?? []).flatMap((m) => (m.type === 'SetEncodings' ? [m.encodings] : []));
+    assert.deepEqual(encs.at(-1), [0, PseudoEncoding.DESKTOP_SIZE], 'the server is told to drop QEMU extended keys');
+
+    s.handle.setViewOnly(false);
+    c.send(encodeKeyEvent(true, 0x63));
+    await c.requestUpdate();
+    assert.deepEqual(keys(), [0x61, 0x63]);
+    const encs2 = (conn?.messages ?? []).flatMap((m) => (m.type === 'SetEncodings' ? [m.encodings] : []));
+    assert.deepEqual(encs2.at(-1), [0, PseudoEncoding.DESKTOP_SIZE, PseudoEncoding.QEMU_EXTENDED_KEY_EVENT], 'restored on full control');
+    assert.equal(s.relaying, true);
+    assert.equal(conn?.error, undefined);
+    c.close();
+    await s.end;
+    s.handle.setViewOnly(true); // after the end: a no-op, no throw
+    await g.close();
+  });
+
   test('view-only: an unknown message type ends the session as client_protocol_error', async () => {
     const g = await startGateway(() => ({ host: fake.host, port: fake.port, credential: { type: 'vncauth', password: PASSWORD } }), { viewOnly: true });
     const c = await RfbTestClient.connect(g.url());
@@ -301,7 +337,7 @@ describe('console session backend faults', () => {
     await g.close();
   });
 
-  test('backend connect times out: backend_unreachable', { skip: havePython ? false : 'python3 not installed' }, async () => {
+  test('backend connect times out: backend_unreachable', { skip: skipPython }, async () => {
     // A listener whose accept queue is full and never drained: Linux drops further SYNs, so the
     // connect hangs (outbound addresses are no use here: some sandboxes accept any TCP connect).
     const { port, stop } = await blackholePort();
@@ -385,6 +421,99 @@ describe('console session backend faults', () => {
     a.close();
     await g.sessions[0]?.end;
     await g.close();
+  });
+});
+
+/** A TCP server that runs `script` on each connection (a hostile VNC server). */
+async function scriptedBackend(script: (socket: import('node:net').Socket) => void): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<import('node:net').Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.on('close', () => sockets.delete(socket));
+    script(socket);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((r) => { for (const s of sockets) s.destroy(); server.close(() => r()); }),
+  };
+}
+
+const u32be = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32BE(n >>> 0); return b; };
+
+describe('hostile backends end only their own session, with a reason', () => {
+  const scripts: Record<string, { script: (s: import('node:net').Socket) => void; reason: keyof typeof CloseCode; detail: RegExp; opts?: Partial<SessionOptions>; rawBrowser?: boolean }> = {
+    'bad version': { script: (s) => s.write('RFB 002.000\n'), reason: 'BACKEND_PROTOCOL', detail: /RFB_BAD_VERSION/ },
+    'huge reason length (never waited for)': {
+      script: (s) => { s.write('RFB 003.008\n'); s.once('data', () => s.write(Buffer.concat([Buffer.of(0), u32be(0xfffffff0)]))); },
+      reason: 'BACKEND_PROTOCOL', detail: /RFB_SERVER_REFUSED.*not read/,
+    },
+    'huge desktop name': {
+      script: (s) => {
+        s.write('RFB 003.008\n');
+        let step = 0;
+        s.on('data', () => {
+          step++;
+          if (step === 1) s.write(Buffer.of(1, 1));
+          if (step === 2) s.write(u32be(0));
+          if (step === 3) s.write(Buffer.concat([Buffer.alloc(20), u32be(0x7fffffff)]));
+        });
+      },
+      reason: 'BACKEND_PROTOCOL', detail: /RFB_LIMIT_EXCEEDED/,
+    },
+    'endless bytes before the browser is ready': {
+      script: (s) => {
+        const flood = () => { while (!s.destroyed && s.write(Buffer.alloc(16 * 1024, 0x52))) { /* fill */ } };
+        s.on('drain', flood);
+        flood();
+      },
+      reason: 'BACKEND_PROTOCOL', detail: /before its handshake could start/, rawBrowser: true,
+    },
+    'stall after the security types': {
+      script: (s) => { s.write('RFB 003.008\n'); s.once('data', () => s.write(Buffer.of(1, 1))); },
+      reason: 'HANDSHAKE_TIMEOUT', detail: /backend handshake not finished \(securityResult\)/, opts: { handshakeTimeoutMs: 500 },
+    },
+  };
+
+  test('each ends with its reason while a concurrent good session keeps relaying', async () => {
+    const good = await startFakeRfbServer({ password: PASSWORD, colour: BLUE });
+    const backends = new Map<string, { port: number; close(): Promise<void> }>();
+    for (const [name, s] of Object.entries(scripts)) backends.set(name, await scriptedBackend(s.script));
+    const gateways: Gateway[] = [];
+    try {
+      const g = await startGateway(() => ({ host: good.host, port: good.port, credential: { type: 'vncauth', password: PASSWORD } }));
+      gateways.push(g);
+      const a = await RfbTestClient.connect(g.url());
+      await a.requestUpdate();
+      for (const [name, s] of Object.entries(scripts)) {
+        const port = backends.get(name)?.port as number;
+        const h = await startGateway(() => ({ host: '127.0.0.1', port, credential: { type: 'none' } }), s.opts);
+        gateways.push(h);
+        let end: SessionEnd;
+        if (s.rawBrowser) {
+          const ws = await openRaw(h.url()); // never answers the greeting: the backend's bytes pile up
+          const seen = await closeOf(ws);
+          assert.equal(seen.code, CloseCode[s.reason], name);
+          end = await (h.sessions[0] as Session).end;
+        } else {
+          const c = await RfbTestClient.open(h.url());
+          end = await expectClosed(h, c, s.reason);
+          assert.doesNotMatch((await c.closed).reason, /RFB_|not read|securityResult/, `${name}: no backend detail for the browser`);
+        }
+        assert.equal(end.reason, CloseReason[s.reason], name);
+        assert.match(end.detail ?? '', s.detail, name);
+        a.framebuffer.fill(0);
+        await a.requestUpdate();
+        assert.ok(a.isSolid(BLUE), `${name}: the good session still works`);
+      }
+      assert.equal(g.sessions[0]?.handle.state, 'relaying');
+      a.close();
+    } finally {
+      for (const g of gateways) await g.close();
+      for (const b of backends.values()) await b.close();
+      await good.close();
+    }
   });
 });
 
@@ -480,10 +609,8 @@ async function waitForPort(port: number, ms = 5000): Promise<void> {
   }
 }
 
-const haveXvnc = existsSync('/usr/bin/Xvnc') && existsSync('/usr/bin/vncpasswd');
-const haveXsetroot = existsSync('/usr/bin/xsetroot');
 
-describe('console session against TigerVNC Xvnc', { skip: haveXvnc ? false : 'Xvnc/vncpasswd not installed' }, () => {
+describe('console session against TigerVNC Xvnc', { skip: requireTools('Xvnc', 'vncpasswd', 'xsetroot') }, () => {
   let xvnc: ChildProcess;
   let dir: string;
   let port: number;
@@ -502,17 +629,15 @@ describe('console session against TigerVNC Xvnc', { skip: haveXvnc ? false : 'Xv
       { stdio: 'ignore' },
     );
     await waitForPort(port);
-    if (haveXsetroot) {
-      const r = spawnSync('xsetroot', ['-solid', '#129a5e', '-display', `:${display}`]);
-      assert.equal(r.status, 0, 'xsetroot');
-    }
+    const r = spawnSync('xsetroot', ['-solid', '#129a5e', '-display', `:${display}`]);
+    assert.equal(r.status, 0, 'xsetroot');
   });
   after(() => {
     xvnc?.kill('SIGTERM');
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('VncAuth with the right password: the xsetroot colour arrives in the browser', { skip: haveXsetroot ? false : 'x11-xserver-utils (xsetroot) not installed' }, async () => {
+  test('VncAuth with the right password: the xsetroot colour arrives in the browser', async () => {
     const g = await startGateway(() => ({ host: '127.0.0.1', port, credential: { type: 'vncauth', password: PASSWORD } }));
     const c = await RfbTestClient.connect(g.url());
     assert.equal(c.handshake?.version, '3.8');
@@ -543,7 +668,6 @@ describe('console session against TigerVNC Xvnc', { skip: haveXvnc ? false : 'Xv
   });
 });
 
-const haveOpenssl = spawnSync('openssl', ['version']).status === 0;
 
 /** A throwaway CA and a server certificate for vnc.test / 127.0.0.1 signed by it (EC P-256). */
 function makeCerts(dir: string): { ca: string; otherCa: string; cert: string; key: string } {
@@ -565,7 +689,7 @@ function makeCerts(dir: string): { ca: string; otherCa: string; cert: string; ke
   };
 }
 
-describe('console session against Xvnc with VeNCrypt (X509None, X509Vnc)', { skip: haveXvnc && haveOpenssl ? false : 'Xvnc or openssl not installed' }, () => {
+describe('console session against Xvnc with VeNCrypt (X509None, X509Vnc)', { skip: requireTools('Xvnc', 'vncpasswd', 'xsetroot', 'openssl') }, () => {
   let xvnc: ChildProcess;
   let dir: string;
   let port: number;
@@ -588,7 +712,7 @@ describe('console session against Xvnc with VeNCrypt (X509None, X509Vnc)', { ski
       { stdio: 'ignore' },
     );
     await waitForPort(port);
-    if (haveXsetroot) spawnSync('xsetroot', ['-solid', '#c03060', '-display', `:${display}`]);
+    spawnSync('xsetroot', ['-solid', '#c03060', '-display', `:${display}`]);
   });
   after(() => {
     xvnc?.kill('SIGTERM');
@@ -601,7 +725,7 @@ describe('console session against Xvnc with VeNCrypt (X509None, X509Vnc)', { ski
     const g = await gatewayFor({ type: 'vencrypt', tls: { ca: certs.ca } });
     const c = await RfbTestClient.connect(g.url());
     await c.requestUpdate();
-    if (haveXsetroot) assert.ok(c.isSolid(ROOT));
+    assert.ok(c.isSolid(ROOT));
     const s = g.sessions[0] as Session;
     assert.ok(s.logs.some((l) => l.msg === 'backend TLS established' && (l.obj as { subtype: number }).subtype === 260));
     c.close();
@@ -642,9 +766,8 @@ describe('console session against Xvnc with VeNCrypt (X509None, X509Vnc)', { ski
   });
 });
 
-const haveQemu = existsSync('/usr/bin/qemu-system-x86_64');
 
-describe('console session against QEMU (None)', { skip: haveQemu ? false : 'qemu-system-x86 not installed' }, () => {
+describe('console session against QEMU (None)', { skip: requireTools('qemu-system-x86_64') }, () => {
   let qemu: ChildProcess;
   let port: number;
   before(async () => {

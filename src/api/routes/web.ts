@@ -16,11 +16,15 @@ export function registerWebRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get<{ Params: { zone: string; file: string } }>('/vnc/:zone/:file', async (req, reply) => {
     const { zone, file } = req.params;
     if (!ZONE_RE.test(zone)) return reply.code(404).send(notFound);
+    const token = (req.query as Record<string, unknown>).token;
     if (file === 'token-state') {
-      const token = (req.query as Record<string, unknown>).token;
-      const state = typeof token === 'string' ? await ctx.consoles.state(token, zone) : 'invalid';
+      const peek = typeof token === 'string' ? await ctx.consoles.peek(token, zone) : { state: 'invalid' as const };
       reply.header('cache-control', 'no-store');
-      return { state };
+      // A valid link refused at the upgrade: its machine is exclusive and in use (proxy/upgrade.ts).
+      if (peek.state === 'valid' && 'resource' in peek && peek.resource?.endpoint?.options?.sessionMode === 'exclusive') {
+        if ((await ctx.store.sessions.list({ resourceId: peek.resource.id, open: true, limit: 1 })).length > 0) return { state: 'busy' };
+      }
+      return { state: peek.state };
     }
     const asset = ctx.web.get(file);
     if (!asset) return reply.code(404).send(notFound);
@@ -29,7 +33,9 @@ export function registerWebRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const q = req.query as Record<string, unknown>;
       reply.header('content-security-policy', csp);
       reply.header('cache-control', 'no-store');
-      return reply.type(asset.contentType).send(renderConsolePage(ctx.web, { viewOnly: q.view_only === '1' || q.view_only === 'true' }));
+      // View-only comes from the token (minted view-only), never from a URL parameter the user can edit.
+      const minted = typeof q.token === 'string' ? await ctx.consoles.peek(q.token, zone) : undefined;
+      return reply.type(asset.contentType).send(renderConsolePage(ctx.web, { viewOnly: minted?.token?.viewOnly === true }));
     }
     reply.header('etag', asset.etag);
     if (req.headers['if-none-match'] === asset.etag) return reply.code(304).send();

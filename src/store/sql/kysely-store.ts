@@ -607,7 +607,7 @@ class SqlAssistance implements AssistanceRepo {
     const active = await this.db.selectFrom('assist_spaces').selectAll().where('active_desktop_id', '=', desktopId).executeTakeFirst();
     if (active) return toSpace(active);
     const r = await this.db.selectFrom('assist_spaces').selectAll().where('desktop_id', '=', desktopId)
-      .orderBy('created_at', 'desc').orderBy('id').limit(1).executeTakeFirst();
+      .orderBy('closed_at', 'desc').orderBy('created_at', 'desc').orderBy('id').limit(1).executeTakeFirst();
     return r && toSpace(r);
   }
   async findActiveByCode(code: string): Promise<ShareSpaceRecord | undefined> {

@@ -15,7 +15,7 @@ export const PageReasonText: Record<string, string> = {
   closed: 'The console session ended.',
 };
 
-const TOKEN_STATES = ['expired', 'used', 'revoked', 'invalid'] as const;
+const TOKEN_STATES = ['expired', 'used', 'revoked', 'invalid', 'busy'] as const;
 
 function own(table: Record<string, string>, key: string): boolean {
   // Not `key in table`: a server-sent reason such as "constructor" must not match Object.prototype.
