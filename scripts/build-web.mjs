@@ -45,3 +45,26 @@ if (evalUse) throw new Error(`dist/web/console.js uses ${evalUse[0]}, which the 
 for (const file of ['vnc_auto.html', 'favicon.svg']) {
   await copyFile(`${src}${file}`, `${out}${file}`);
 }
+
+// The remote-assistance join page (src/web/join/), into dist/web/join/: its own build, so the console
+// page's output paths stay as they are. Same CSP rules: no eval.
+const joinSrc = `${root}src/web/join/`;
+const joinOut = `${out}join/`;
+await mkdir(joinOut, { recursive: true });
+await build({
+  entryPoints: [`${joinSrc}join.ts`, `${joinSrc}join.css`],
+  outdir: joinOut,
+  bundle: true,
+  format: 'esm',
+  platform: 'browser',
+  target,
+  minify: true,
+  sourcemap: 'linked',
+  sourcesContent: true,
+  logLevel: 'warning',
+});
+const joinBundle = await readFile(`${joinOut}join.js`, 'utf8');
+const joinEval = joinBundle.match(/\beval\(|\bnew Function\(|\bFunction\(["'`]/);
+if (joinEval) throw new Error(`dist/web/join/join.js uses ${joinEval[0]}, which the join page's CSP forbids`);
+await copyFile(`${joinSrc}join.html`, `${joinOut}join.html`);
+await copyFile(`${src}favicon.svg`, `${joinOut}favicon.svg`);

@@ -73,6 +73,33 @@ export interface WebAssets {
   get(name: string): WebAsset | undefined;
   /** The directory the files were read from (for the startup log). */
   readonly dir: string;
+  /** The remote-assistance join page (`/assist/…`, names in JOIN_ASSET_NAMES), when it was built. */
+  readonly join?: WebAssets;
+}
+
+/** The join page's files, served under `/assist/` (join.html as `/assist/join`), from `dist/web/join/`. */
+export const JOIN_ASSET_NAMES = ['join.html', 'join.js', 'join.css', 'join.js.map', 'join.css.map', 'favicon.svg'] as const;
+
+/** The join page's CSP: like the console page's, with nothing but its own origin to talk to. */
+export const JOIN_CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+  "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/** Reads the join page's files from `dir` (default `dist/web/join/`); undefined when it was not built. */
+export function loadJoinAssets(dir?: string): WebAssets | undefined {
+  const base = dir ?? `${defaultDir().replace(/\/+$/, '')}/join/`;
+  const byName = new Map<string, WebAsset>();
+  for (const name of JOIN_ASSET_NAMES) {
+    let body: Buffer;
+    try {
+      body = readFileSync(`${base}${name}`);
+    } catch {
+      if (name === 'join.html' || name === 'join.js') return undefined;
+      continue;
+    }
+    byName.set(name, Object.freeze({ body, contentType: contentTypeOf(name), etag: etagOf(body) }));
+  }
+  return Object.freeze({ dir: base, get: (name: string) => byName.get(name) });
 }
 
 /** File on disk for each served name (the HTML aliases share one file). */
@@ -140,9 +167,11 @@ export function loadWebAssets(dir: string = defaultDir()): WebAssets {
     }
     byName.set(name, asset);
   }
+  const join = loadJoinAssets(`${base}join/`);
   return Object.freeze({
     dir: base,
     get: (name: string) => byName.get(name),
+    ...(join ? { join } : {}),
   });
 }
 

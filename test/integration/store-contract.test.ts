@@ -21,6 +21,9 @@ import { createStore } from '../../src/store/index.js';
 import { openPostgresStore, type PostgresStoreOptions } from '../../src/store/postgres/index.js';
 import { openSqliteStore } from '../../src/store/sqlite/index.js';
 import type {
+  AssistHelperRecord, ShareSpaceRecord,
+} from '../../src/store/types.js';
+import type {
   AccessKeyRecord, AuditEvent, ConsoleEndpoint, ConsoleSessionRecord, ConsoleTokenRecord, DomainRecord, ProjectRecord, ResourceRecord, Store, UserRecord,
 } from '../../src/store/types.js';
 import { createTestSchema, describePostgres, startTcpProxy, TEST_DATABASE_URL, type TestSchema } from '../helpers/postgres.js';
@@ -677,6 +680,123 @@ function contract(name: string, open: () => Promise<Store>, opts: { dialect: Sto
         assert.equal(out, 'ok');
         assert.deepEqual(await store.identity.getDomain(d.id), d);
         assert.equal(await store.identity.getProject(p.id), undefined);
+      });
+    });
+
+    // Remote assistance (issue 6).
+    describe('remote assistance', () => {
+      const spaceRec = (desktopId: string, over: Partial<ShareSpaceRecord> = {}): ShareSpaceRecord => ({
+        id: hex32(), projectId: t.project.id, desktopId, name: 'Remote assistance for ws-1', invitationCode: randomBytes(4).toString('hex').toUpperCase(),
+        passwordSealed: 'v1:k:pw', status: 'WAIT_USER_CONFIRM', initiatorType: 'ADMIN_INITIATE', createdByUserId: t.user.id, createdByName: 'alice',
+        createdAt: T0 + BIG, expiresAt: T0 + BIG + 3_600_000, acceptedAt: null, openedAt: null, closedAt: null, closeReason: null, failedReason: null, ...over,
+      });
+      const helperRec = (spaceId: string, over: Partial<AssistHelperRecord> = {}): AssistHelperRecord => ({
+        id: randomUUID(), spaceId, name: 'Hank', sourceIp: '192.0.2.9', tokenHash: randomBytes(32).toString('hex'), sessionId: null, control: false,
+        state: 'joining', joinedAt: T0 + BIG, connectedAt: null, leftAt: null, ...over,
+      });
+
+      it('one active space per desktop; transitions are compare-and-set; closing frees the desktop; the last closed one is current', async () => {
+        const desktop = randomUUID();
+        const a = spaceRec(desktop);
+        assert.equal(await store.assistance.insertSpace(a), true);
+        assert.equal(await store.assistance.insertSpace(spaceRec(desktop)), false, 'a second active space');
+        assert.deepEqual(await store.assistance.getSpace(a.id), a);
+        assert.deepEqual(await store.assistance.currentForDesktop(desktop), a);
+        assert.deepEqual(await store.assistance.findActiveByCode(a.invitationCode), a);
+        assert.equal(await store.assistance.transition(a.id, ['OPEN'], { status: 'CLOSE' }), undefined, 'wrong state: nothing changes');
+        const accepted = await store.assistance.transition(a.id, ['WAIT_USER_CONFIRM'], { status: 'WAIT_USER_ACCESS', acceptedAt: T0 + BIG + 1 });
+        assert.deepEqual(accepted, { ...a, status: 'WAIT_USER_ACCESS', acceptedAt: T0 + BIG + 1 });
+        const closed = await store.assistance.transition(a.id, ['WAIT_USER_CONFIRM', 'WAIT_USER_ACCESS', 'OPEN'], {
+          status: 'CLOSE', closedAt: T0 + BIG + 2, closeReason: 'declined', failedReason: 'The desktop user declined.',
+        });
+        assert.equal(closed?.status, 'CLOSE');
+        assert.equal(closed?.failedReason, 'The desktop user declined.');
+        assert.equal(await store.assistance.findActiveByCode(a.invitationCode), undefined);
+        assert.deepEqual(await store.assistance.currentForDesktop(desktop), closed);
+        const b = spaceRec(desktop, { createdAt: T0, expiresAt: T0 + 1 });
+        assert.equal(await store.assistance.insertSpace(b), true, 'the desktop is free again');
+        assert.equal((await store.assistance.currentForDesktop(desktop))?.id, b.id, 'the active one first');
+        assert.deepEqual((await store.assistance.listExpired(T0 + 1, 1000)).filter((x) => x.desktopId === desktop).map((x) => x.id), [b.id]);
+        await store.assistance.transition(b.id, ['WAIT_USER_CONFIRM'], { status: 'CLOSE', closedAt: T0 + BIG + 5, closeReason: 'expired' });
+        assert.equal((await store.assistance.currentForDesktop(desktop))?.id, b.id, 'the one closed last');
+      });
+
+      it('concurrent inserts for one desktop (two nodes on PostgreSQL): exactly one wins', async () => {
+        const others = opts.redeemNodes === 2 ? [await open()] : [];
+        try {
+          const stores = [store, ...others];
+          const desktop = randomUUID();
+          const wins = await Promise.all(Array.from({ length: 20 }, (_, i) => stores[i % stores.length]!.assistance.insertSpace(spaceRec(desktop))));
+          assert.equal(wins.filter(Boolean).length, 1);
+        } finally {
+          for (const s of others) await s.close();
+        }
+      });
+
+      it('helpers: by token, by sessions, by state; updates are compare-and-set on the state; purgeClosed removes spaces with their helpers', async () => {
+        const sp = spaceRec(randomUUID());
+        await store.assistance.insertSpace(sp);
+        const h1 = helperRec(sp.id);
+        const h2 = helperRec(sp.id, { joinedAt: T0 + BIG + 1 });
+        await store.assistance.insertHelper(h1);
+        await store.assistance.insertHelper(h2);
+        assert.deepEqual(await store.assistance.findHelperByToken(h1.tokenHash), h1);
+        assert.deepEqual(await store.assistance.getHelper(h2.id), h2);
+        const connected = await store.assistance.updateHelper(h1.id, { sessionId: 's-1', state: 'connected', connectedAt: T0 + BIG + 2 }, ['joining']);
+        assert.deepEqual(connected, { ...h1, sessionId: 's-1', state: 'connected', connectedAt: T0 + BIG + 2 });
+        assert.equal(await store.assistance.updateHelper(h1.id, { state: 'connected' }, ['joining']), undefined, 'not joining any more');
+        assert.equal((await store.assistance.updateHelper(h1.id, { control: true }))?.control, true);
+        assert.deepEqual((await store.assistance.listHelpers(sp.id)).map((h) => h.id), [h1.id, h2.id]);
+        assert.deepEqual((await store.assistance.listHelpers(sp.id, ['connected'])).map((h) => h.id), [h1.id]);
+        assert.deepEqual(await store.assistance.listHelpers(sp.id, []), []);
+        assert.deepEqual((await store.assistance.helpersBySessions(['s-1', 's-none'])).map((h) => h.id), [h1.id]);
+        await store.assistance.transition(sp.id, ['WAIT_USER_CONFIRM'], { status: 'CLOSE', closedAt: T0 });
+        assert.ok(await store.assistance.purgeClosed(T0 + 1) >= 1);
+        assert.equal(await store.assistance.getSpace(sp.id), undefined);
+        assert.equal(await store.assistance.getHelper(h1.id), undefined);
+      });
+
+      it('page bindings: the first binding of a key wins; deleted with their session, or by age', async () => {
+        const keyHash = randomBytes(32).toString('hex');
+        const page = { keyHash, sessionId: randomUUID(), projectId: t.project.id, resourceId: randomUUID(), role: 'user' as const, userId: t.user.id, helperId: null, createdAt: T0 + BIG };
+        await store.assistance.bindPage(page);
+        await store.assistance.bindPage({ ...page, sessionId: randomUUID(), role: 'none' });
+        assert.deepEqual(await store.assistance.getPage(keyHash), page);
+        await store.assistance.deletePagesOfSession(page.sessionId);
+        assert.equal(await store.assistance.getPage(keyHash), undefined);
+        await store.assistance.bindPage({ ...page, createdAt: T0 });
+        assert.ok(await store.assistance.purgePages(T0 + 1) >= 1);
+        assert.equal(await store.assistance.getPage(keyHash), undefined);
+      });
+
+      it('join attempts: every concurrent hit is counted (two nodes on PostgreSQL); windows restart; lock, release, clear', async () => {
+        const key = `space:${hex32()}`;
+        const others = opts.redeemNodes === 2 ? [await open()] : [];
+        try {
+          const stores = [store, ...others];
+          const hits = await Promise.all(Array.from({ length: 40 }, (_, i) => stores[i % stores.length]!.assistance.hitAttempt(key, T0 + BIG, 300_000)));
+          assert.deepEqual(hits.map((h) => h.count).sort((x, y) => x - y), Array.from({ length: 40 }, (_, i) => i + 1));
+        } finally {
+          for (const s of others) await s.close();
+        }
+        await store.assistance.lockAttempts(key, T0 + BIG + 300_000);
+        assert.deepEqual(await store.assistance.getAttempts(key), { count: 40, windowStart: T0 + BIG, lockedUntil: T0 + BIG + 300_000 });
+        await store.assistance.releaseAttempt(key);
+        assert.equal((await store.assistance.getAttempts(key))?.count, 39);
+        const next = await store.assistance.hitAttempt(key, T0 + BIG + 300_000, 300_000);
+        assert.deepEqual([next.count, next.windowStart], [1, T0 + BIG + 300_000], 'a new window');
+        await store.assistance.clearAttempts(key);
+        assert.equal(await store.assistance.getAttempts(key), undefined);
+        await store.assistance.releaseAttempt(key); // nothing to release: no row, no error
+      });
+
+      it('share-space passwords are sealed values the key rotation walks', async () => {
+        const sp = spaceRec(randomUUID(), { passwordSealed: 'v1:old:space' });
+        await store.assistance.insertSpace(sp);
+        assert.deepEqual((await store.sealed.list()).filter((v) => v.id === sp.id), [{ kind: 'share_space_password', id: sp.id, sealed: 'v1:old:space' }]);
+        assert.equal(await store.sealed.replace('share_space_password', sp.id, 'v1:old:space', 'v1:new:space'), true);
+        assert.equal(await store.sealed.replace('share_space_password', sp.id, 'v1:old:space', 'v1:x:space'), false);
+        assert.equal((await store.assistance.getSpace(sp.id))?.passwordSealed, 'v1:new:space');
       });
     });
 

@@ -14,6 +14,8 @@
 import RFB from '@novnc/novnc';
 import { reasonForClose, reasonForTokenState, reasonText } from './reasons.js';
 import { tokenFromLocation, tokenStateUrl, websocketUrl } from './params.js';
+import { AssistPanel, newPageKey } from './assist.js';
+import { pageProtocol } from '../../domain/assist-page-key.js';
 
 type PageState = 'connecting' | 'connected' | 'disconnected';
 
@@ -52,8 +54,19 @@ const ui = {
   fullscreen: byId<HTMLButtonElement>('btn-fullscreen'),
 };
 
-const viewOnly = document.body.dataset.viewOnly === 'true';
+/** View-only: from the page's URL; a remote-assistance helper's page switches it when given or refused control (assist.ts). */
+let viewOnly = document.body.dataset.viewOnly === 'true';
 let rfb: RFB | null = null;
+
+/** A remote-assistance helper was given (or refused) control: noVNC's input (cosmetic: the gateway enforces it) and the badge. */
+function setControl(on: boolean): void {
+  viewOnly = !on;
+  if (rfb !== null) rfb.viewOnly = viewOnly;
+  ui.viewOnlyBadge.hidden = false;
+  ui.viewOnlyBadge.textContent = on ? 'You have control' : 'View only';
+  ui.viewOnlyBadge.classList.toggle('control', on);
+  ui.cad.disabled = document.body.dataset.state !== 'connected' || viewOnly;
+}
 
 function setMachineName(name: string): void {
   const shown = name.replace(/\s+/g, ' ').trim().slice(0, MAX_NAME_LENGTH) || 'Console';
@@ -97,9 +110,11 @@ async function askTokenState(token: string): Promise<string> {
 
 function connect(token: string): void {
   showState('connecting');
-  // No subprotocol: noVNC's default since 2019, and Chromium drops a socket whose server picks one
-  // that was not offered.
-  const ws = new WebSocket(websocketUrl(window.location, token));
+  // One subprotocol: the page's own key for remote assistance (assist.ts), which the gateway echoes
+  // (Chromium drops a socket whose server picks a protocol that was not offered, or none of several).
+  const pageKey = newPageKey();
+  const assist = new AssistPanel(pageKey, { setControl });
+  const ws = new WebSocket(websocketUrl(window.location, token), [pageProtocol(pageKey)]);
   let opened = false;
   let closed: { code: number; reason: string } | null = null;
   let rfbEnded = false;
@@ -135,11 +150,13 @@ function connect(token: string): void {
   client.addEventListener('connect', () => {
     showState('connected');
     client.focus({ preventScroll: true });
+    assist.start();
   });
   client.addEventListener('desktopname', (ev) => setMachineName(ev.detail.name));
   client.addEventListener('disconnect', () => {
     rfbEnded = true;
     rfb = null;
+    assist.stop();
     if (closed !== null) {
       void settle();
     } else {
