@@ -231,13 +231,14 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     const lockoutState = redis ? new RedisLockoutStore(redis, new StoreLockoutPort(store, clock), redisLog) : undefined;
     const accessKeys = new AccessKeyService(store, secrets, clock, iam, lockoutState);
     const sessions = new SessionService(store, audit, clock, nodeId);
-    const address = `${config.host.includes(':') ? `[${config.host}]` : config.host === '0.0.0.0' || config.host === '::' ? os.hostname() : config.host}:${port}`;
+    // Where the others can reach this node (shown by GET /admin/v1/nodes): a wildcard listen address says nothing, the host name does.
+    const address = `${config.host === '0.0.0.0' || config.host === '::' ? os.hostname() : config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
     let draining = false;
-    let upgradeRef: UpgradeHandler | undefined;
+    const relay: { upgrade?: UpgradeHandler } = {}; // set below, once the upgrade handler exists
     const membership = new NodeMembership(store, clock, {
       nodeId, address, version, heartbeatMs: config.cluster.heartbeatSeconds * 1000, nodeTimeoutMs: config.cluster.nodeTimeoutSeconds * 1000,
     }, {
-      liveSessionIds: () => upgradeRef?.live().map((x) => x.id) ?? [],
+      liveSessionIds: () => relay.upgrade?.live().map((x) => x.id) ?? [],
       draining: () => draining,
       afterHeartbeat: async () => {
         if (sessions.pendingEnds() === 0) return;
@@ -282,7 +283,7 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
       lockoutSeconds: config.assistance.joinLockoutSeconds, maxSessionSeconds: config.console.maxSessionSeconds,
     });
     const upgrade = createUpgradeHandler({ config, consoles, sessions, log, metrics, assistance });
-    upgradeRef = upgrade;
+    relay.upgrade = upgrade;
     metrics.trackLive(() => upgrade.live());
     const admin = adminServices({ config, store, secrets, clock, upgrade, nodeId, log, demoDomain: demo?.facts.domain ?? null, bus });
     late.admin = admin;

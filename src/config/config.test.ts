@@ -93,3 +93,30 @@ describe('loadConfig', () => {
     refused({ argv: [], env: { PORTHOLE_MASTER_KEY_FILE: path.join(dir, 'nope.key') }, cwd: dir }, 'master_key');
   });
 });
+
+describe('loadConfig: scale-out keys (issue 7)', () => {
+  it('defaults: no Redis, prefix porthole:, 30 s drain, 5 s heartbeat, 30 s node timeout', () => {
+    const { config } = loadConfig({ argv: [], env: {}, cwd: dir });
+    assert.equal(config.redisUrl, null);
+    assert.equal(config.redisKeyPrefix, 'porthole:');
+    assert.deepEqual(config.drain, { graceSeconds: 30 });
+    assert.deepEqual(config.cluster, { heartbeatSeconds: 5, nodeTimeoutSeconds: 30 });
+  });
+
+  it('reads PORTHOLE_REDIS_URL (or _FILE) and the other keys from env and flags', () => {
+    const { config } = loadConfig({
+      argv: ['--drain-grace-seconds', '5', '--cluster-heartbeat-seconds', '1', '--cluster-node-timeout-seconds', '3', '--node-id', 'gw-1'],
+      env: { PORTHOLE_REDIS_URL_FILE: file('redis-url', 'redis://:s3cret@10.0.0.20:6379/0\n'), PORTHOLE_REDIS_KEY_PREFIX: 'ph:' }, cwd: dir,
+    });
+    assert.equal(config.redisUrl, 'redis://:s3cret@10.0.0.20:6379/0');
+    assert.equal(config.redisKeyPrefix, 'ph:');
+    assert.deepEqual([config.drain.graceSeconds, config.cluster.heartbeatSeconds, config.cluster.nodeTimeoutSeconds, config.nodeId], [5, 1, 3, 'gw-1']);
+  });
+
+  it('refuses a non-redis URL, a bad prefix or node id, and a node timeout under two heartbeats', () => {
+    refused({ env: { PORTHOLE_REDIS_URL: 'http://user:s3cret@host' } }, 'redis_url', 's3cret');
+    refused({ env: { PORTHOLE_REDIS_KEY_PREFIX: 'has space' } }, 'redis_key_prefix');
+    refused({ argv: ['--node-id', 'a b'] }, 'node_id');
+    refused({ argv: ['--cluster-heartbeat-seconds', '5', '--cluster-node-timeout-seconds', '9'] }, 'cluster.node_timeout_seconds');
+  });
+});

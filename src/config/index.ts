@@ -331,6 +331,9 @@ export function loadConfig(input: LoadConfigInput = {}): LoadedConfig {
   const zone = resolved['console.default_zone'] as string;
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(zone)) throw new ConfigError('console.default_zone', 'must be 1–64 of A-Z a-z 0-9 . _ -');
   const fleet = (resolved.fleet as string | undefined) ?? null;
+  const nodeIdRaw = (resolved.node_id as string | undefined) ?? null;
+  // Node ids travel in cross-node commands and the nodes table: keep them to a safe alphabet.
+  if (nodeIdRaw !== null && !/^[A-Za-z0-9._:@-]{1,128}$/.test(nodeIdRaw)) throw new ConfigError('node_id', 'must be 1–128 of A-Z a-z 0-9 . _ : @ -');
   const redisUrl = (resolved.redis_url as string | undefined) ?? null;
   if (redisUrl !== null && !/^rediss?:\/\//.test(redisUrl)) throw new ConfigError('redis_url', 'must start with redis:// or rediss:// (unset it to run without Redis)');
   const redisKeyPrefix = resolved.redis_key_prefix as string;
@@ -367,7 +370,7 @@ export function loadConfig(input: LoadConfigInput = {}): LoadedConfig {
       concurrency: resolved['probe.concurrency'] as number,
     },
     logLevel,
-    nodeId: (resolved.node_id as string | undefined) ?? null,
+    nodeId: nodeIdRaw,
     fleet: fleet === null ? null : path.resolve(cwd, fleet),
     demo: (resolved.demo as boolean | undefined) ?? (fleet === null && databaseUrl === null),
     allowedOrigins: (resolved.allowed_origins as string[]).map((o) => o.replace(/\/$/, '')),

@@ -64,7 +64,7 @@ function refused(reason: SigningFailure, headers: Record<string, string> = {}): 
 }
 
 /** The lockout state kept in the store, so every gateway node sees the same count and lock. */
-class StoreLockoutPort implements LockoutStatePort {
+export class StoreLockoutPort implements LockoutStatePort {
   constructor(private readonly store: Store, private readonly clock: Clock) {}
   get(accessKey: string): Promise<LockoutState | undefined> {
     return this.store.accessKeys.getLockout(accessKey);
@@ -89,8 +89,10 @@ export class AccessKeyService {
     private readonly secrets: SecretBox,
     private readonly clock: Clock,
     private readonly iam: IamService,
+    /** Where lockout counts live (default: the store; with Redis: store/redis/lockout.ts). */
+    lockoutState?: LockoutStatePort,
   ) {
-    this.lockout = new AkLockout(new StoreLockoutPort(store, clock), () => clock.now());
+    this.lockout = new AkLockout(lockoutState ?? new StoreLockoutPort(store, clock), () => clock.now());
   }
 
   // -------------------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 /**
  * Ending live console sessions, wherever they are relayed. A session lives on the node that accepted
- * its WebSocket; only that node can close it. Today the implementation (proxy/session-control.ts)
- * reaches this node's sessions only and says so (`elsewhere`) for another node's; a cross-node
- * implementation (commands through the shared store or Redis pub/sub, delivered to the node named in
- * the session record) can replace it without changing any caller.
+ * its WebSocket; only that node can close it. Implementations (proxy/session-control.ts): one node's
+ * own sessions (`LocalSessionControl`, embedded SQLite), and every node's through the cluster bus
+ * (`ClusterSessionControl`: Redis pub/sub or PostgreSQL LISTEN/NOTIFY, delivered to the node named in
+ * the session record, which answers); `elsewhere` then means that node did not answer in time.
  */
 import type { ConsoleSessionRecord } from '../store/types.js';
 

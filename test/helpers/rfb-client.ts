@@ -123,6 +123,8 @@ export class RfbTestClient {
 
   /** Sends a FramebufferUpdateRequest (full screen by default) and resolves after the next complete update. */
   requestUpdate(incremental = false, rect?: { x: number; y: number; width: number; height: number }): Promise<void> {
+    // Already closed: no update can come (a waiter added now would wait forever).
+    if (this.ws.readyState === WebSocket.CLOSED) return Promise.reject(new Error('websocket already closed'));
     const p = new Promise<void>((resolve, reject) => this.updateWaiters.push({ resolve, reject }));
     this.send(encodeFramebufferUpdateRequest({ incremental, ...(rect ?? { x: 0, y: 0, width: this.width, height: this.height }) }));
     return p;

@@ -250,7 +250,7 @@ export function registerAdminInventoryRoutes(app: FastifyInstance, ctx: ApiConte
     req.auditResource = { kind: 'console_session', id: s.id, projectId: s.projectId };
     if (s.endedAt !== null) throw new ApiError('conflict', `Console session ${s.id} already ended (${s.closeReason ?? 'closed'}).`);
     const outcome = await sessions.endSession(s, CloseCode.KILLED, CloseReason.KILLED);
-    if (outcome === 'elsewhere') throw new ApiError('conflict', `Console session ${s.id} is relayed by node ${s.nodeId}; ask that node (this node cannot reach it yet).`);
+    if (outcome === 'elsewhere') throw new ApiError('conflict', `Console session ${s.id} is relayed by node ${s.nodeId}, which did not answer (down, or not reachable from this node); try again later.`);
     if (outcome === 'not_live') throw new ApiError('not_found', `Console session ${s.id} is not live on this node.`);
     return { session: (await sessionViews([s]))[0], outcome };
   });
