@@ -11,7 +11,7 @@ import { DEFAULT_BACKGROUND } from '../../src/demo/scene.js';
 import { deriveProjectId, deriveResourceId } from '../../src/domain/fleet.js';
 import { launchBrowser, poll, waitForCanvasColour, waitForState } from '../helpers/browser.js';
 import { call, demoLogin, login, startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { hexToRgb, requireTools, startXvnc, type XvncServer } from '../helpers/vnc-servers.js';
+import { hexToRgb, requireTools, startXvnc, XVNC_FLEET, type XvncServer } from '../helpers/vnc-servers.js';
 
 const skip = requireTools('/usr/bin/chromium');
 
@@ -98,16 +98,7 @@ describe('browser console to TigerVNC Xvnc', { skip: skip || requireTools('Xvnc'
     xvnc = await startXvnc({ password: 'browser1', colour: COLOUR });
     t = await startTestGateway({
       demo: false,
-      fleet: `
-domains:
-  - name: lab
-    users: [{ name: ops, password: ops-password-1, roles: { tiger: operator } }]
-    projects:
-      - name: tiger
-        cloudservers:
-          - name: xvnc-1
-            console: { url: "vnc://127.0.0.1:${xvnc.port}", security: vncauth, password: browser1 }
-`,
+      fleet: XVNC_FLEET.yaml(xvnc),
     });
   });
   after(async () => {

@@ -242,3 +242,25 @@ export async function startX11vnc(opts: { password?: string; colour: string; geo
     },
   };
 }
+
+/** The "lab/tiger" test fleet: one operator (ops / ops-password-1) and one ECS server `xvnc-1` on `xvnc`. */
+export const XVNC_FLEET = {
+  domain: 'lab',
+  project: 'tiger',
+  user: 'ops',
+  password: 'ops-password-1',
+  server: 'xvnc-1',
+  yaml(xvnc: XvncServer, zone?: string): string {
+    const zonePart = zone ? `, zone: ${zone}` : '';
+    return `
+domains:
+  - name: lab
+    users: [{ name: ops, password: ops-password-1, roles: { tiger: operator } }]
+    projects:
+      - name: tiger
+        cloudservers:
+          - name: xvnc-1
+            console: { url: "vnc://127.0.0.1:${xvnc.port}", security: vncauth, password: ${xvnc.password}${zonePart} }
+`;
+  },
+};

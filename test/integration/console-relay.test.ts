@@ -12,7 +12,7 @@ import { DEFAULT_BACKGROUND } from '../../src/demo/scene.js';
 import { deriveProjectId, deriveResourceId } from '../../src/domain/fleet.js';
 import { call, demoLogin, login, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { RfbTestClient } from '../helpers/rfb-client.js';
-import { hexToRgb, requireTools, startXvnc, type XvncServer } from '../helpers/vnc-servers.js';
+import { hexToRgb, requireTools, startXvnc, XVNC_FLEET, type XvncServer } from '../helpers/vnc-servers.js';
 
 /** Opens a raw upgrade and reports the HTTP status (101 or the refusal) and the refusal body. */
 function tryUpgrade(wsUrl: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
@@ -178,16 +178,7 @@ describe('console relay to TigerVNC Xvnc with VncAuth', { skip: skipXvnc }, () =
     xvnc = await startXvnc({ password: 'tiger-pw', colour: COLOUR });
     t = await startTestGateway({
       demo: false,
-      fleet: `
-domains:
-  - name: lab
-    users: [{ name: ops, password: ops-password-1, roles: { tiger: operator } }]
-    projects:
-      - name: tiger
-        cloudservers:
-          - name: xvnc-1
-            console: { url: "vnc://127.0.0.1:${xvnc.port}", security: vncauth, password: tiger-pw, zone: az1 }
-`,
+      fleet: XVNC_FLEET.yaml(xvnc, 'az1'),
     });
     token = await login(t.url, 'ops', 'ops-password-1', 'lab', projectId);
   });
