@@ -4,11 +4,13 @@
  * point at the bench target's RFB ports (`--rfb-stream P --rfb-echo P --rfb-idle P`) with security
  * None. Throttling is raised out of the way (the bench measures the gateway, not its rate limits).
  * Prints {"url", "projectId", "servers", "user", "password", "domain"} when ready; stdin commands:
- * "gc" → memory after a full GC, "close" → stops the gateway and exits.
+ * "gc" → memory after a full GC, "heap FILE" → a heap snapshot, "profile-start" / "profile-stop FILE"
+ * → a CPU profile of the window (lib/inspector-profile.ts), "close" → stops the gateway and exits.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { writeHeapSnapshot } from 'node:v8';
 import { loadConfig } from '../src/config/index.js';
 import { deriveProjectId, deriveResourceId } from '../src/domain/fleet.js';
 import { startGateway } from '../src/gateway.js';
@@ -69,6 +71,9 @@ process.stdin.on('data', (d: string) => {
       (globalThis as { gc?: () => void }).gc?.();
       const m = process.memoryUsage();
       process.stdout.write(JSON.stringify({ rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, live: gw.upgrade.live().length }) + '\n');
+    } else if (cmd.startsWith('heap ')) {
+      (globalThis as { gc?: () => void }).gc?.();
+      process.stdout.write(JSON.stringify({ heap: writeHeapSnapshot(cmd.slice(5)) }) + '\n');
     } else if (cmd === 'close') void close();
   }
 });

@@ -96,7 +96,9 @@ function clientAddress(req: IncomingMessage, trustProxy: boolean): string | null
 
 const BUSY_MESSAGE = 'This console allows one session at a time and another one is open. Try again when it has ended.';
 
-const relayCounters = (h: object) => h as Partial<{ bytesToClient: number; bytesToBackend: number }>;
+function destroySocket(this: Duplex): void {
+  this.destroy();
+}
 
 export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
   const { config, consoles, sessions, log, metrics } = deps;
@@ -223,8 +225,7 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
       live.set(record.id, {
         id: record.id, resourceId: grant.resource.id, close: handle.close, setViewOnly: handle.setViewOnly,
         purpose: grant.token.purpose, viewOnly: () => handle.viewOnly,
-        // Live byte counts when the relay exposes them; otherwise a session's bytes count when it ends.
-        bytes: () => ({ toClient: relayCounters(handle).bytesToClient ?? 0, toBackend: relayCounters(handle).bytesToBackend ?? 0 }),
+        bytes: () => ({ toClient: handle.bytesToClient, toBackend: handle.bytesToBackend }),
       });
       metrics?.sessionStarted();
     });
@@ -232,7 +233,9 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
 
   return {
     handle(req, socket, head) {
-      socket.on('error', () => socket.destroy());
+      // A module-level listener: a closure here would share this scope's context with the one below,
+      // and the socket would keep the whole upgrade request (headers and all) alive for the session.
+      socket.on('error', destroySocket);
       handleAsync(req, socket, head).catch((err: unknown) => {
         if (isStoreUnavailable(err)) {
           log.warn({ err, url: redactUrl(req.url) }, 'console upgrade refused: database unreachable');
