@@ -23,6 +23,8 @@ import { IamService } from './domain/iam.js';
 import { SecretBox } from './domain/secrets.js';
 import { SessionService } from './domain/sessions.js';
 import { createStore } from './store/index.js';
+import { watchIdentityChanges } from './store/identity-watch.js';
+import { IdentityCache } from './domain/identity-cache.js';
 import type { Store } from './store/types.js';
 import { createUpgradeHandler, type UpgradeHandler } from './proxy/upgrade.js';
 import { Prober } from './proxy/prober.js';
@@ -68,6 +70,8 @@ export interface Gateway {
   assistance: AssistanceService;
   /** This instance's Prometheus registry and hooks (served at /metrics). */
   metrics: GatewayMetrics;
+  /** The audit trail's writer: records are written after the call; `flush()` before reading the store directly. */
+  audit: AuditService;
   /** Marks the node as draining: /readyz, new consoles and API calls answer 503 so load balancers stop sending traffic. `close` does it first. */
   drain(): void;
   /** Scale-out parts: this node's membership (heartbeats, reaping lost nodes), the cross-node bus and Redis (null when not used). */
@@ -84,6 +88,13 @@ export interface StartOptions {
 }
 
 /** Reads the master key, or on first start of an embedded node generates `{data_dir}/master.key` (0600). */
+/** Cluster message: users, domains, projects or roles changed on the sending node (clear cached principals). */
+const IDENTITY_CHANGED = 'identity.changed';
+
+function nodeIdOf(config: Readonly<Config>): string {
+  return config.nodeId ?? `${os.hostname()}-${process.pid}`;
+}
+
 function resolveMasterKey(config: Readonly<Config>, log: Logger): Buffer {
   if (config.masterKey) return config.masterKey;
   const file = path.join(config.dataDir, 'master.key');
@@ -207,12 +218,22 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     // until `porthole key rotate` has re-sealed everything under the current one.
     const secrets = SecretBox.forMasterKeys(masterKey, config.masterKeyPrevious);
     masterKey.fill(0);
-    store = await createStore(config, { onDatabaseError: (err) => log.warn({ err }, 'database connection error') });
+    // Validated IAM tokens' principals and projects are reused for a few seconds; any identity change
+    // through this node clears the cache here and, over the cluster bus, on every other node.
+    const identityCache = new IdentityCache(config.iamIdentityCacheSeconds * 1000);
+    const announceIdentityChange = () => {
+      identityCache.clear();
+      bus?.publish({ type: IDENTITY_CHANGED, from: nodeIdOf(config) }).catch((err: unknown) => log.warn({ err }, 'could not tell the other nodes of an identity change; their cached principals expire on their own'));
+    };
+    store = watchIdentityChanges(
+      await createStore(config, { onDatabaseError: (err) => log.warn({ err }, 'database connection error') }),
+      announceIdentityChange,
+    );
     const audit = new AuditService(store, (err) => log.error({ err }, 'audit record failed'));
-    const nodeId = config.nodeId ?? `${os.hostname()}-${process.pid}`;
+    const nodeId = nodeIdOf(config);
     const version = gatewayVersion();
     const metrics = new GatewayMetrics({ nodeId, version, store: store.dialect });
-    const iam = new IamService(store, clock, { tokenTtlSeconds: config.iamTokenTtlSeconds, publicUrl: config.publicUrl });
+    const iam = new IamService(store, clock, { tokenTtlSeconds: config.iamTokenTtlSeconds, publicUrl: config.publicUrl }, identityCache);
     const consoles = new ConsoleService(store, secrets, clock, {
       publicUrl: config.publicUrl, tokenTtlSeconds: config.console.tokenTtlSeconds, lang: config.console.lang, defaultZone: config.console.defaultZone,
     }, metrics.tokenEvents);
@@ -228,6 +249,7 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
         onReconnect: () => log.info('cluster event channel (PostgreSQL LISTEN) reconnected'),
       });
     }
+    bus?.subscribe((msg) => { if (msg.type === IDENTITY_CHANGED && msg.from !== nodeId) identityCache.clear(); });
     const lockoutState = redis ? new RedisLockoutStore(redis, new StoreLockoutPort(store, clock), redisLog) : undefined;
     const accessKeys = new AccessKeyService(store, secrets, clock, iam, lockoutState);
     const sessions = new SessionService(store, audit, clock, nodeId);
@@ -316,7 +338,7 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
       void membership.tick(); // tell the other nodes now, not at the next heartbeat
     };
     return {
-      config, url: config.publicUrl, app, store, upgrade, consoles, iam, accessKeys, secrets, demo, log, metrics, prober, admin, assistance,
+      config, url: config.publicUrl, app, store, upgrade, consoles, iam, accessKeys, secrets, demo, log, metrics, prober, admin, assistance, audit,
       cluster: { nodeId, membership, bus, redis, sessions },
       drain,
       close(graceMs = 0) {
@@ -345,6 +367,7 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
           await finalBus?.close().catch(() => undefined);
           await finalRedis?.close().catch(() => undefined);
           await demoDesktop?.close();
+          await audit.flush();
           await finalStore.close();
         })();
         return closing;

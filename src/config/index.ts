@@ -32,6 +32,7 @@ export const KEYS = {
   trust_proxy: { kind: 'bool', default: false, help: 'Trust X-Forwarded-For/-Proto/-Host from a reverse proxy.' },
   body_limit_bytes: { kind: 'int', default: 65536, min: 1024, max: 16 * 1024 * 1024, help: 'Largest accepted API request body.' },
   'iam.token_ttl_seconds': { kind: 'int', default: 86400, min: 60, max: 7 * 86400, help: 'Validity of IAM tokens.' },
+  'iam.identity_cache_seconds': { kind: 'int', default: 5, min: 0, max: 300, help: 'How long a validated IAM token\'s user, domain and roles, and the projects checked for access, may be reused without reading the store (0: never). Cleared at once by any identity change on any node (announced on the cluster bus).' },
   'console.token_ttl_seconds': { kind: 'int', default: 600, min: 5, max: 86400, help: 'Validity of one-time console URLs.' },
   'console.connect_timeout_ms': { kind: 'int', default: 5000, min: 100, max: 120000, help: 'TCP connect timeout to a VNC server.' },
   'console.handshake_timeout_ms': { kind: 'int', default: 15000, min: 100, max: 120000, help: 'Time allowed for the browser and VNC handshakes.' },
@@ -118,6 +119,8 @@ export interface Config {
   trustProxy: boolean;
   bodyLimitBytes: number;
   iamTokenTtlSeconds: number;
+  /** iam.identity_cache_seconds: reuse of validated tokens' principals and of projects (domain/identity-cache.ts); 0 = off. */
+  iamIdentityCacheSeconds: number;
   console: ConsoleConfig;
   rateLimit: RateLimitConfig;
   /** redis://… shared by the nodes (throttling, AK lockouts, cross-node commands); null = none. */
@@ -377,6 +380,7 @@ export function loadConfig(input: LoadConfigInput = {}): LoadedConfig {
     trustProxy: resolved.trust_proxy as boolean,
     bodyLimitBytes: resolved.body_limit_bytes as number,
     iamTokenTtlSeconds: resolved['iam.token_ttl_seconds'] as number,
+    iamIdentityCacheSeconds: resolved['iam.identity_cache_seconds'] as number,
     console: {
       tokenTtlSeconds: resolved['console.token_ttl_seconds'] as number,
       connectTimeoutMs: resolved['console.connect_timeout_ms'] as number,

@@ -7,6 +7,7 @@ import { ApiError } from '../errors.js';
 import type { IamTokenRecord, ProjectRecord, Store, UserRecord, DomainRecord } from '../store/types.js';
 import type { Principal } from './authz.js';
 import type { Clock } from './clock.js';
+import type { IdentityCache } from './identity-cache.js';
 import { hashPassword, randomToken, sha256Hex, verifyPassword } from './passwords.js';
 
 export interface IamOptions { tokenTtlSeconds: number; publicUrl: string }
@@ -80,7 +81,10 @@ function parseAuthBody(body: unknown): PasswordAuthRequest {
 }
 
 export class IamService {
-  constructor(private readonly store: Store, private readonly clock: Clock, private readonly opts: IamOptions) {}
+  constructor(
+    private readonly store: Store, private readonly clock: Clock, private readonly opts: IamOptions,
+    private readonly cache?: IdentityCache,
+  ) {}
 
   /** POST /v3/auth/tokens. Returns the clear token (for X-Subject-Token) and the response body. */
   async issueToken(body: unknown, nocatalog: boolean, guard?: LoginGuard): Promise<{ token: string; body: object; user: UserRecord }> {
@@ -154,16 +158,41 @@ export class IamService {
     return { token, body: { token: tokenBody }, user };
   }
 
-  /** Validates an X-Auth-Token. Throws 401 APIGW.0301 (unknown) or APIGW.0307 (expired). */
+  /**
+   * Validates an X-Auth-Token. Throws 401 APIGW.0301 (unknown) or APIGW.0307 (expired). A token seen
+   * within the last few seconds is answered from the identity cache (identity-cache.ts) when one is
+   * configured; its expiry is checked on every call either way.
+   */
   async authenticate(token: string): Promise<Principal> {
     if (token.length < 8 || token.length > 8192) throw new ApiError('unauthorized', 'Incorrect IAM authentication information: decrypt token fail', { code: 'APIGW.0301' });
-    const rec = await this.store.identity.getIamToken(sha256Hex(token));
+    const hash = sha256Hex(token);
+    const now = this.clock.now();
+    const cached = this.cache?.principal(hash, now);
+    if (cached) {
+      if (cached.tokenExpiresAt <= now) throw new ApiError('token_expired', 'The token must be updated.', { code: 'APIGW.0307' });
+      return cached.principal;
+    }
+    const generation = this.cache?.generation ?? 0;
+    const rec = await this.store.identity.getIamToken(hash);
     if (!rec) throw new ApiError('unauthorized', 'Incorrect IAM authentication information: decrypt token fail', { code: 'APIGW.0301' });
-    if (rec.expiresAt <= this.clock.now()) throw new ApiError('token_expired', 'The token must be updated.', { code: 'APIGW.0307' });
+    if (rec.expiresAt <= now) throw new ApiError('token_expired', 'The token must be updated.', { code: 'APIGW.0307' });
     const user = await this.store.identity.getUser(rec.userId);
     const domain = user && (await this.store.identity.getDomain(user.domainId));
     if (!user || !domain || user.disabled) throw new ApiError('token_expired', 'The token must be updated.', { code: 'APIGW.0307' });
-    return this.principalFor(user, domain, rec.projectId, 'token');
+    const principal = Object.freeze(await this.principalFor(user, domain, rec.projectId, 'token'));
+    this.cache?.setPrincipal(hash, { principal, tokenExpiresAt: rec.expiresAt }, generation, now);
+    return principal;
+  }
+
+  /** A project for an authorization check, from the identity cache when it holds it. */
+  async project(id: string): Promise<ProjectRecord | undefined> {
+    const now = this.clock.now();
+    const cached = this.cache?.project(id, now);
+    if (cached !== undefined) return cached ?? undefined;
+    const generation = this.cache?.generation ?? 0;
+    const p = await this.store.identity.getProject(id);
+    this.cache?.setProject(id, p ?? null, generation, now);
+    return p;
   }
 
   async principalFor(user: UserRecord, domain: DomainRecord, scopeProjectId: string | null, via: 'token' | 'aksk', accessKey?: string): Promise<Principal> {

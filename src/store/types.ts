@@ -309,7 +309,8 @@ export interface NodeRepo {
 }
 
 export interface AuditRepo {
-  append(e: AuditEvent): Promise<void>;
+  /** Appends the events in one statement (or a few, for long lists), all or none. */
+  append(...events: AuditEvent[]): Promise<void>;
   /** Newest first. */
   list(filter: AuditFilter): Promise<AuditEvent[]>;
   /** How many events match (limit and offset ignored). */

@@ -92,6 +92,7 @@ export async function desktopConsoleUrl(t: TestGateway, token: string): Promise<
 }
 
 export async function auditActions(t: TestGateway, since = 0): Promise<string[]> {
+  await t.gw.audit.flush();
   const events = await t.gw.store.audit.list({ resourceId: t.gw.demo!.facts.desktop_id, since, limit: 1000 });
   return events.filter((e) => e.action.startsWith('assistance:')).map((e) => `${e.action}:${e.result}`).reverse();
 }

@@ -137,6 +137,7 @@ describe('remote assistance API', () => {
   it('every step is in the audit trail, with the API calls themselves', async () => {
     const actions = await auditActions(t, started);
     for (const a of ['assistance:create:success', 'assistance:accept:success', 'assistance:close:success']) assert.ok(actions.includes(a), `${a} in ${actions.join(', ')}`);
+    await t.gw.audit.flush();
     const api = await t.gw.store.audit.list({ action: 'workspace:desktops:getRemoteAssistance', since: started, limit: 100 });
     assert.ok(api.some((e) => e.result === 'failure' && e.actorName === 'auditor'), 'the refused viewer is recorded');
   });

@@ -269,6 +269,7 @@ describe('remote assistance join lockout', () => {
     const lockedOut = await join(t, s, 'x', from('203.0.113.7'));
     assert.equal(lockedOut.status, 429);
     assert.equal((await join(t, s, 'x', from('203.0.113.8'))).status, 200);
+    await t.gw.audit.flush();
     const failures = await t.gw.store.audit.list({ action: 'assistance:join', result: 'failure', limit: 100 });
     assert.ok(failures.some((e) => e.code === 'locked' && e.sourceIp === '203.0.113.7'));
     assert.ok(failures.some((e) => e.code === 'wrong_credentials'));

@@ -17,7 +17,7 @@ import { createTestSchema, type TestSchema } from '../helpers/postgres.js';
 import { createTestRedis, describeWith, TEST_REDIS_URL, type TestRedis } from '../helpers/redis.js';
 import { RfbTestClient } from '../helpers/rfb-client.js';
 import {
-  clusterFleet, clusterLogin, clusterServerId, mintConsole, newMasterKey, startNode, until, websocketUrl, type NodeProcess,
+  clusterFleet, clusterLogin, clusterProjectId, clusterServerId, mintConsole, newMasterKey, startNode, until, websocketUrl, type NodeProcess,
 } from '../helpers/cluster.js';
 
 const VNC_PASSWORD = 'vnc-pw-1';
@@ -38,7 +38,8 @@ await describeWith('scale-out: two nodes on PostgreSQL + Redis', { postgres: tru
     desktop = await startDemoDesktop({ password: VNC_PASSWORD, name: 'cluster desktop' });
     const common = {
       databaseUrl: schema.url, masterKey: newMasterKey(), redisUrl: TEST_REDIS_URL, redisPrefix: redis.prefix,
-      args: ['--ratelimit-per-minute', String(PER_MINUTE), '--cluster-heartbeat-seconds', '1', '--cluster-node-timeout-seconds', '5'],
+      // Identity cache entries would live 5 minutes: only the cluster bus can make a change show on the other node sooner.
+      args: ['--ratelimit-per-minute', String(PER_MINUTE), '--cluster-heartbeat-seconds', '1', '--cluster-node-timeout-seconds', '5', '--iam-identity-cache-seconds', '300'],
     };
     a = await startNode({ name: 'a', ...common, fleet: clusterFleet({ desk: { host: desktop.host, port: desktop.port }, spare: { host: desktop.host, port: desktop.port } }, VNC_PASSWORD) });
     b = await startNode({ name: 'b', ...common });
@@ -153,6 +154,22 @@ await describeWith('scale-out: two nodes on PostgreSQL + Redis', { postgres: tru
     assert.equal(r.status, 200, r.text);
     const closed = await c.closed;
     assert.deepEqual(closed, { code: 4007, reason: 'revoked' });
+  });
+
+  it('a role removed through node A stops the user\'s token on node B at once (cached principal cleared over the bus)', async () => {
+    const token = await tokenOf('u5');
+    assert.equal((await mintConsole(b.url, token, 'desk')).status, 200, 'B has validated (and cached) the token');
+    const root = await tokenOf('root');
+    const users = await call(`${a.url}/admin/v1/users`, { headers: { 'x-auth-token': root } });
+    const u5 = (users.body as { users: { id: string; name: string }[] }).users.find((u) => u.name === 'u5')!;
+    const r = await call(`${a.url}/admin/v1/users/${u5.id}/roles/${clusterProjectId}`, { method: 'DELETE', headers: { 'x-auth-token': root } });
+    assert.equal(r.status, 200, r.text);
+    // Well inside the 300 s the entry would otherwise live.
+    const status = await until('node B to refuse the removed role', async () => {
+      const st = (await mintConsole(b.url, token, 'desk')).status;
+      return st === 200 ? undefined : st;
+    }, 10_000, 300);
+    assert.equal(status, 403);
   });
 
   it('GET /admin/v1/nodes on either node lists both nodes, up, with their open sessions', async () => {

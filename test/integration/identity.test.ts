@@ -332,6 +332,7 @@ describe('access keys and audit trail', () => {
   });
 
   it('no response body, audit row or database file holds a password, SK or token in clear', async () => {
+    await t.gw.audit.flush();
     const rows = JSON.stringify(await t.gw.store.audit.list({ limit: 100_000 }));
     const unique = [...new Set(secrets)].filter((s) => s.length >= 8);
     assert.ok(unique.length >= 10, `secrets collected: ${unique.length}`);

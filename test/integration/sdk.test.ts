@@ -110,6 +110,7 @@ describe('official Huawei Cloud Node SDK', () => {
     assert.equal(e.errorCode, 'Ecs.0114');
     assert.equal(e.errorMsg, 'Instance[47bc79ae-df61-4ade-9197-283a74e5d70e] could not be found.');
     assert.match(e.requestId ?? '', /^[0-9a-f]{32}$/);
+    await t.gw.audit.flush();
     const events = await t.gw.store.audit.list({ actor: f.ak!, result: 'failure' });
     assert.ok(events.some((ev) => ev.requestId === e.requestId && ev.code === 'Ecs.0114'), 'the request id leads to the audit record');
   });

@@ -311,6 +311,34 @@ function contract(name: string, open: () => Promise<Store>, opts: { dialect: Sto
         assert.ok(await store.consoleTokens.get(fresh.tokenHash));
       });
 
+      it('group commit: token inserts and audit appends issued together all commit; a duplicate fails only its own caller', async () => {
+        const rid = randomUUID();
+        const tokens = Array.from({ length: 20 }, () => token(t.project.id, rid));
+        const events = Array.from({ length: 5 }, () => event({ resourceId: rid }));
+        const dup = { ...tokens[3]!, resourceId: randomUUID() };
+        const results = await Promise.allSettled([
+          ...tokens.map((x) => store.consoleTokens.insert(x)),
+          store.consoleTokens.insert(dup),
+          ...events.map((e) => store.audit.append(e)),
+        ]);
+        assert.deepEqual(results.map((r) => r.status), [...tokens.map(() => 'fulfilled'), 'rejected', ...events.map(() => 'fulfilled')]);
+        for (const x of tokens) assert.deepEqual(await store.consoleTokens.get(x.tokenHash), x);
+        assert.equal(await store.audit.count({ resourceId: rid }), 5);
+      });
+
+      it('inside a transaction token inserts and audit appends go with it: rolled back when it throws', async () => {
+        const tk = token(t.project.id, randomUUID());
+        const ev = event({ resourceId: tk.resourceId });
+        await assert.rejects(store.transaction(async (tx) => {
+          await tx.consoleTokens.insert(tk);
+          await tx.audit.append(ev);
+          assert.ok(await tx.consoleTokens.get(tk.tokenHash), 'visible inside the transaction');
+          throw new Error('abort');
+        }), /abort/);
+        assert.equal(await store.consoleTokens.get(tk.tokenHash), undefined);
+        assert.equal(await store.audit.count({ resourceId: tk.resourceId }), 0);
+      });
+
       it(`500 concurrent redeem() of one token over ${opts.redeemNodes} store(s): exactly one succeeds`, async () => {
         const nodes = [store];
         if (opts.redeemNodes === 2) nodes.push(await open());
@@ -394,6 +422,18 @@ function contract(name: string, open: () => Promise<Store>, opts: { dialect: Sto
         await store.audit.append(full);
         await store.audit.append(sparse);
         assert.deepEqual(await store.audit.list({ resourceId: full.resourceId! }), [full, sparse]);
+      });
+
+      it('append writes a long list of events at once, all or none (more than one statement holds)', async () => {
+        const rid = randomUUID();
+        const many = Array.from({ length: 1000 }, (_, i) => event({ resourceId: rid, at: T0 + i }));
+        await store.audit.append(...many);
+        assert.equal(await store.audit.count({ resourceId: rid }), 1000);
+        const bad = Array.from({ length: 900 }, () => event({ resourceId: randomUUID() }));
+        const rid2 = bad[0]!.resourceId!;
+        bad[850] = { ...bad[850]!, action: null as unknown as string }; // NOT NULL violation in the third statement
+        await assert.rejects(store.audit.append(...bad));
+        assert.equal(await store.audit.count({ resourceId: rid2 }), 0, 'the first statements were rolled back');
       });
 
       it('list filters: since (inclusive), until (exclusive), action and resourceId; newest first', async () => {

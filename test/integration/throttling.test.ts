@@ -73,6 +73,7 @@ describe('API throttling (3 per second, 5 per minute)', () => {
   });
 
   it('throttled calls are in the audit trail with their code', async () => {
+    await t.gw.audit.flush();
     const events = await t.gw.store.audit.list({ action: 'workspace:desktops:get', result: 'failure' });
     assert.ok(events.filter((e) => e.code === 'APIGW.0308').length >= 5);
   });

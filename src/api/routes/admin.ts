@@ -76,6 +76,7 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: ApiContext, authe
     if (limit !== undefined) filter.limit = parseInteger('limit', limit, 1, AUDIT_MAX_LIMIT);
     const offset = str('offset');
     if (offset !== undefined) filter.offset = parseInteger('offset', offset, 0, MAX_OFFSET);
+    await ctx.audit.flush(); // the records of calls answered just before this one
     const [events, count] = await Promise.all([ctx.store.audit.list(filter), ctx.store.audit.count(filter)]);
     setNoStore(reply);
     return { events: events.map(eventView), count };

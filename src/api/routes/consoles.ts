@@ -47,7 +47,7 @@ export function makeProjectGuard(ctx: ApiContext, authenticate: Authenticate) {
     req.auditResource = { kind, id: id.slice(0, 128), projectId: PROJECT_ID_RE.test(projectId) ? projectId : null };
     const principal = await authenticate(req);
     if (!PROJECT_ID_RE.test(projectId)) throw new ApiError('project_mismatch');
-    const project = await ctx.store.identity.getProject(projectId);
+    const project = await ctx.iam.project(projectId);
     authorize(principal, projectId, project?.domainId, action);
     if (id !== '*' && !RESOURCE_ID_RE.test(id)) throw new ApiError('not_found', notFoundMessage(kind, id.slice(0, 64)));
     return principal;

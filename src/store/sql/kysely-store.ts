@@ -3,7 +3,7 @@
  * dialect they hand in. Row ↔ record mapping lives here so the rest of the code never sees columns.
  */
 import { decodeEndpointOptions, encodeEndpointOptions } from '../../domain/endpoint-options.js';
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
 import type {
   AccessKeyRecord, AccessKeyRepo, AccessKeyStatus, AkLockoutRecord, AuditFilter,
@@ -17,6 +17,7 @@ import type {
 } from './schema.js';
 
 import { sql, type Updateable } from 'kysely';
+import { WriteQueue } from './write-queue.js';
 import type {
   AssistAttemptRecord, AssistanceRepo, AssistHelperRecord, AssistHelperState, AssistInitiator, AssistPageRecord, ShareSpaceCloseReason,
   ShareSpaceRecord, ShareSpaceStatus, ShareSpaceTransition,
@@ -26,6 +27,22 @@ import type { AssistAttemptsTable, AssistHelpersTable, AssistSpacesTable } from 
 /** Runs `fn` in a transaction, or directly when `db` already is one (Kysely does not nest transactions). */
 function inTransaction<T>(db: Kysely<Database>, fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
   return db.isTransaction ? fn(db) : db.transaction().execute(fn);
+}
+
+const AUDIT_ROWS_PER_INSERT = 400;
+
+/**
+ * A UUIDv7-shaped id (RFC 9562 §5.7): 48 bits of milliseconds, then random bits. Audit ids are only
+ * unique keys, but random ones (v4) land on a random page of the primary-key index on every insert;
+ * time-ordered ones append, which keeps the audit trail's write cost flat as it grows.
+ */
+export function timeOrderedId(ms: number): string {
+  const hex = Math.max(0, Math.min(Math.floor(ms), 0xffffffffffff)).toString(16).padStart(12, '0');
+  const r = randomBytes(10);
+  r[0] = (r[0]! & 0x0f) | 0x70; // version 7
+  r[2] = (r[2]! & 0x3f) | 0x80; // variant 10
+  const rh = r.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8)}-${rh.slice(0, 4)}-${rh.slice(4, 8)}-${rh.slice(8)}`;
 }
 
 const num = (v: unknown): number => (typeof v === 'string' ? Number(v) : (v as number));
@@ -266,13 +283,16 @@ class SqlInventory implements InventoryRepo {
 }
 
 class SqlConsoleTokens implements ConsoleTokenRepo {
-  constructor(private readonly db: Kysely<Database>) {}
+  /** `writes`: the store's group commit (absent inside a transaction, where rows go with it). */
+  constructor(private readonly db: Kysely<Database>, private readonly writes?: WriteQueue) {}
   async insert(t: ConsoleTokenRecord): Promise<void> {
-    await this.db.insertInto('console_tokens').values({
+    const row = {
       token_hash: t.tokenHash, project_id: t.projectId, resource_id: t.resourceId, resource_kind: t.resourceKind,
       endpoint_generation: t.endpointGeneration, purpose: t.purpose, zone: t.zone, user_id: t.userId, view_only: t.viewOnly ? 1 : 0,
       created_at: t.createdAt, expires_at: t.expiresAt, redeemed_at: t.redeemedAt, revoked_at: t.revokedAt,
-    }).execute();
+    };
+    if (this.writes) await this.writes.add('console_tokens', row);
+    else await this.db.insertInto('console_tokens').values(row).execute();
   }
   async get(tokenHash: string): Promise<ConsoleTokenRecord | undefined> {
     const r = await this.db.selectFrom('console_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
@@ -427,13 +447,28 @@ class SqlSealedValues implements SealedValueRepo {
 }
 
 class SqlAudit implements AuditRepo {
-  constructor(private readonly db: Kysely<Database>) {}
-  async append(e: AuditEvent): Promise<void> {
-    await this.db.insertInto('audit_events').values({
-      id: randomUUID(), at: e.at, request_id: e.requestId, actor_user_id: e.actorUserId, actor_name: e.actorName, actor_ak: e.actorAk,
+  constructor(private readonly db: Kysely<Database>, private readonly writes?: WriteQueue) {}
+  async append(...events: AuditEvent[]): Promise<void> {
+    // 16 columns per row: 400 rows stay under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
+    const rows = events.map((e) => ({
+      id: timeOrderedId(e.at), at: e.at, request_id: e.requestId, actor_user_id: e.actorUserId, actor_name: e.actorName, actor_ak: e.actorAk,
       action: e.action, resource_kind: e.resourceKind, resource_id: e.resourceId, project_id: e.projectId, source_ip: e.sourceIp,
       user_agent: e.userAgent, result: e.result, code: e.code, detail: e.detail, domain_id: e.domainId ?? null,
-    }).execute();
+    }));
+    if (rows.length === 0) return;
+    if (rows.length === 1 && this.writes) {
+      await this.writes.add('audit_events', rows[0]!);
+      return;
+    }
+    if (rows.length <= AUDIT_ROWS_PER_INSERT) {
+      await this.db.insertInto('audit_events').values(rows).execute();
+      return;
+    }
+    await inTransaction(this.db, async (trx) => {
+      for (let i = 0; i < rows.length; i += AUDIT_ROWS_PER_INSERT) {
+        await trx.insertInto('audit_events').values(rows.slice(i, i + AUDIT_ROWS_PER_INSERT)).execute();
+      }
+    });
   }
   private filtered(filter: AuditFilter) {
     let q = this.db.selectFrom('audit_events');
@@ -741,9 +776,11 @@ export class KyselyStore implements Store {
   constructor(readonly dialect: 'sqlite' | 'postgres', private readonly db: Kysely<Database>) {
     this.identity = new SqlIdentity(db);
     this.inventory = new SqlInventory(db);
-    this.consoleTokens = new SqlConsoleTokens(db);
+    // Outside a transaction, token and audit inserts of one event-loop turn commit together.
+    const writes = db.isTransaction ? undefined : new WriteQueue(db);
+    this.consoleTokens = new SqlConsoleTokens(db, writes);
     this.sessions = new SqlSessions(db);
-    this.audit = new SqlAudit(db);
+    this.audit = new SqlAudit(db, writes);
     this.accessKeys = new SqlAccessKeys(db);
     this.probes = new SqlProbes(db);
     this.sealed = new SqlSealedValues(db);
