@@ -12,6 +12,7 @@ import { readFileSync } from 'node:fs';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ConsoleTokenEvents } from '../domain/consoles.js';
 import type { ResourceKind, TokenPurpose, TokenState } from '../store/types.js';
+import type { ProberHooks } from '../proxy/prober.js';
 
 export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
 
@@ -51,6 +52,9 @@ export class GatewayMetrics implements RelayMetricsHook {
   private readonly tokensRedeemed: Counter<'kind' | 'purpose'>;
   private readonly tokensRefused: Counter<'reason'>;
   private readonly apiDuration: Histogram<'method' | 'route' | 'status'>;
+  private readonly endpoints: Gauge<'state'>;
+  private readonly probes: Counter<'result'>;
+  private readonly endpointChanges: Counter<'to'>;
   private readonly endedBytes = { toClient: 0, toBackend: 0 };
   private live: () => Iterable<LiveRelayBytes> = () => [];
 
@@ -97,6 +101,14 @@ export class GatewayMetrics implements RelayMetricsHook {
       name: 'porthole_api_request_duration_seconds', help: 'REST API latency by method, route pattern and status.',
       labelNames: ['method', 'route', 'status'], buckets: API_BUCKETS, registers,
     });
+    this.endpoints = new Gauge({
+      name: 'porthole_console_endpoints', help: 'Console endpoints by backend probe state (up, down, unknown: not probed since its endpoint changed), as of this node\'s last probe round.',
+      labelNames: ['state'], registers,
+    });
+    this.probes = new Counter({ name: 'porthole_console_probes_total', help: 'Backend probes (TCP connect + RFB banner) made by this node, by result.', labelNames: ['result'], registers });
+    this.endpointChanges = new Counter({
+      name: 'porthole_console_endpoint_state_changes_total', help: 'Backend reachability changes seen by this node\'s probes, by new state.', labelNames: ['to'], registers,
+    });
     this.throttled = new Counter({ name: 'porthole_api_throttled_total', help: 'API calls refused by throttling (HTTP 429).', labelNames: ['service', 'route'], registers });
     if (info.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
   }
@@ -120,6 +132,13 @@ export class GatewayMetrics implements RelayMetricsHook {
     this.endedBytes.toClient += end.bytesToClient;
     this.endedBytes.toBackend += end.bytesToBackend;
   }
+
+  /** Hooks for the liveness prober (proxy/prober.ts). */
+  readonly proberHooks: ProberHooks = {
+    probed: (reachable) => this.probes.inc({ result: reachable ? 'up' : 'down' }),
+    changed: (_r, p) => this.endpointChanges.inc({ to: p.reachable ? 'up' : 'down' }),
+    endpoints: (counts) => { for (const [state, n] of Object.entries(counts)) this.endpoints.set({ state }, n); },
+  };
 
   /** Hooks for ConsoleService (domain/consoles.ts). */
   readonly tokenEvents: ConsoleTokenEvents = {

@@ -13,7 +13,7 @@
 import { connect, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Clock } from '../domain/clock.js';
-import { BANNER_LENGTH, checkBanner, dueForProbe, nextProbeRecord, probeDelay, type ProbeOutcome } from '../domain/liveness.js';
+import { BANNER_LENGTH, checkBanner, dueForProbe, nextProbeRecord, probeDelay, reachabilityOf, type ProbeOutcome, type Reachability } from '../domain/liveness.js';
 import type { ProbeRecord, ResourceRecord, Store } from '../store/types.js';
 
 export interface ProberOptions {
@@ -50,6 +50,16 @@ export function probeEndpoint(host: string, port: number, timeoutMs: number): Pr
 
 export interface ProbeRound { probed: number; up: number; down: number }
 
+/** What the prober reports for metrics (observability/metrics.ts). */
+export interface ProberHooks {
+  /** One probe done by this node. */
+  probed?(reachable: boolean): void;
+  /** An endpoint's reachability changed (seen by this node's probe). */
+  changed?(r: ResourceRecord, p: ProbeRecord): void;
+  /** After each round: every endpoint by its state as the store holds it (probes of all nodes). */
+  endpoints?(counts: Record<Reachability, number>): void;
+}
+
 export class Prober {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<ProbeRound> | undefined;
@@ -60,8 +70,7 @@ export class Prober {
     private readonly clock: Clock,
     private readonly log: Logger,
     private readonly opts: ProberOptions,
-    /** Called after each recorded probe whose reachability changed (for logs and metrics). */
-    private readonly onChange: (r: ResourceRecord, p: ProbeRecord) => void = () => {},
+    private readonly hooks: ProberHooks = {},
   ) {}
 
   /** Starts the first round now and schedules the next ones. */
@@ -106,15 +115,20 @@ export class Prober {
         const prev = previous.get(r.id);
         const rec = nextProbeRecord(prev, r, outcome, this.clock.now(), this.opts.nodeId);
         await this.store.probes.record(rec);
+        previous.set(r.id, rec);
         round.probed++;
         if (rec.reachable) round.up++; else round.down++;
+        this.hooks.probed?.(rec.reachable);
         if (rec.changedAt === rec.checkedAt) {
           this.log.info({ resourceId: r.id, reachable: rec.reachable, failure: rec.failure }, rec.reachable ? 'console endpoint is up' : 'console endpoint is down');
-          this.onChange(r, rec);
+          this.hooks.changed?.(r, rec);
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.opts.concurrency, due.length) }, worker));
+    const counts: Record<Reachability, number> = { up: 0, down: 0, unknown: 0 };
+    for (const r of resources) counts[reachabilityOf(r, previous.get(r.id))]++;
+    this.hooks.endpoints?.(counts);
     return round;
   }
 }

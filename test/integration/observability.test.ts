@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import WebSocket from 'ws';
 import { call, demoLogin, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { RfbTestClient } from '../helpers/rfb-client.js';
@@ -175,5 +176,42 @@ describe('/readyz while draining', () => {
       await closing;
       await t.close();
     }
+  });
+});
+
+describe('metrics: backend probe state', () => {
+  let t: TestGateway;
+
+  before(async () => {
+    // One machine on a port nothing listens on: the demo's three machines are up, this one is down.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    t = await startTestGateway({
+      fleet: `
+domains:
+  - name: probe-metrics
+    projects:
+      - name: lab
+        cloudservers: [{ name: gone, console: { url: "vnc://127.0.0.1:${port}" } }]
+`,
+    });
+  });
+  after(async () => t?.close());
+
+  it('endpoints by state, probes by result and state changes after a probe round', async () => {
+    const before = (await call(`${t.url}/metrics`)).text;
+    assert.equal(sample(before, 'porthole_console_probes_total', { result: 'down' }), undefined, 'no probe yet (the prober is off in tests until asked)');
+    const round = await t.gw.prober.runOnce();
+    assert.deepEqual([round.up, round.down], [3, 1]);
+    const text = (await call(`${t.url}/metrics`)).text;
+    assert.equal(sample(text, 'porthole_console_endpoints', { state: 'up' }), 3);
+    assert.equal(sample(text, 'porthole_console_endpoints', { state: 'down' }), 1);
+    assert.equal(sample(text, 'porthole_console_endpoints', { state: 'unknown' }), 0);
+    assert.equal(sample(text, 'porthole_console_probes_total', { result: 'up' }), 3);
+    assert.equal(sample(text, 'porthole_console_probes_total', { result: 'down' }), 1);
+    assert.equal(sample(text, 'porthole_console_endpoint_state_changes_total', { to: 'down' }), 1);
+    assert.equal(sample(text, 'porthole_console_endpoint_state_changes_total', { to: 'up' }), 3, 'unknown → up counts as a change');
   });
 });
