@@ -1073,6 +1073,25 @@ await describePostgres('postgres', () => {
       assert.ok(up.ms < 500, `recovered ping took ${up.ms.toFixed(0)} ms`);
     });
 
+    it('network black-holed: console tokens queued together (group commit) all fail at once, not one timeout per row', async (t) => {
+      const proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
+      t.after(() => proxy.close());
+      const s = await openPostgresStore(proxy.urlFor(schema.url), { ...fast, poolMax: 1 });
+      t.after(() => s.close());
+      const who = await tenant(s);
+      proxy.freeze();
+      const rows = Array.from({ length: 20 }, () => token(who.project.id, randomUUID()));
+      const all = await timed(Promise.allSettled(rows.map((r) => s.consoleTokens.insert(r))).then((rs) => {
+        if (rs.some((r) => r.status !== 'rejected')) throw new Error('an insert succeeded while the network was black-holed');
+      }));
+      assert.equal(all.error, undefined, String(all.error));
+      // One attempt for the batch (query timeout 800 ms, or connect 500 + 800): retrying row by row would take 20 of those.
+      assert.ok(all.ms < 5000, `the queued inserts took ${all.ms.toFixed(0)} ms to fail`);
+      proxy.restore();
+      await s.consoleTokens.insert(rows[0]!);
+      assert.ok(await s.consoleTokens.get(rows[0]!.tokenHash));
+    });
+
     it('pg_terminate_backend of every connection: reported to onError, process unharmed, the next call reconnects', async () => {
       const app = `porthole-test-${hex32().slice(0, 8)}`;
       const errors: Error[] = [];

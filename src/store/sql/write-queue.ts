@@ -10,10 +10,11 @@
  * (bench/ANALYSIS.md, "Minting").
  *
  * If the batch fails, its rows are retried one by one, so one bad row (a duplicate key) fails only its
- * own caller and the others still commit. Statements stay under the bound-parameter limits of both
+ * own caller and the others still commit; when the database is unreachable every caller fails at once. Statements stay under the bound-parameter limits of both
  * dialects (SQLite 32,766, PostgreSQL 65,535).
  */
 import type { Insertable, Kysely } from 'kysely';
+import { isStoreUnavailable } from '../errors.js';
 import type { Database } from './schema.js';
 
 const MAX_PARAMETERS = 30_000;
@@ -54,7 +55,11 @@ export class WriteQueue {
       else await this.db.transaction().execute(async (trx) => { for (const s of statements) await insert(trx, s.table, s.rows); });
       for (const p of all) p.resolve();
     } catch (err) {
-      if (all.length === 1) { all[0]!.reject(err); return; }
+      // The database is away: every row fails with the same cause, at once (no row-by-row timeouts).
+      if (all.length === 1 || isStoreUnavailable(err)) {
+        for (const p of all) p.reject(err);
+        return;
+      }
       for (const p of all) {
         try {
           await insert(this.db, p.table, [p]);
