@@ -14,6 +14,7 @@ import { writeHeapSnapshot } from 'node:v8';
 import { loadConfig } from '../src/config/index.js';
 import { deriveProjectId, deriveResourceId } from '../src/domain/fleet.js';
 import { startGateway } from '../src/gateway.js';
+import { fullGc, memoryAfterGc, reply, serveCommands } from './lib/child-commands.js';
 import { profileCommand } from './lib/inspector-profile.js';
 
 const arg = (name: string) => {
@@ -47,35 +48,24 @@ const { config } = loadConfig({
 const gw = await startGateway(config, { logDestination: process.stderr });
 const projectId = deriveProjectId('bench', 'relay');
 const servers = Object.fromEntries(Object.keys(ports).map((name) => [name, deriveResourceId(projectId, 'cloudserver', name)]));
-process.stdout.write(JSON.stringify({ url: gw.url, projectId, servers, user: 'bencher', password, domain: 'bench' }) + '\n');
+reply({ url: gw.url, projectId, servers, user: 'bencher', password, domain: 'bench' });
 
 let closing = false;
-async function close(): Promise<void> {
+/** Stops the gateway; `answer`: the parent asked (`close`) and waits for one line before it stops us. */
+async function close(answer = false): Promise<void> {
   if (closing) return;
   closing = true;
   await gw.close().catch(() => undefined);
   rmSync(dataDir, { recursive: true, force: true });
+  if (answer) reply({ closed: true });
   process.exit(0);
 }
 
-process.stdin.setEncoding('utf8');
-let pending = '';
-process.stdin.on('data', (d: string) => {
-  pending += d;
-  let nl: number;
-  while ((nl = pending.indexOf('\n')) >= 0) {
-    const cmd = pending.slice(0, nl).trim();
-    pending = pending.slice(nl + 1);
-    if (profileCommand(cmd, (obj) => process.stdout.write(JSON.stringify(obj) + '\n'))) continue;
-    if (cmd === 'gc') {
-      (globalThis as { gc?: () => void }).gc?.();
-      const m = process.memoryUsage();
-      process.stdout.write(JSON.stringify({ rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, live: gw.upgrade.live().length }) + '\n');
-    } else if (cmd.startsWith('heap ')) {
-      (globalThis as { gc?: () => void }).gc?.();
-      process.stdout.write(JSON.stringify({ heap: writeHeapSnapshot(cmd.slice(5)) }) + '\n');
-    } else if (cmd === 'close') void close();
-  }
-});
-process.stdin.on('end', () => void close());
-process.on('SIGTERM', () => void close());
+serveCommands((cmd) => {
+  if (profileCommand(cmd, reply)) return;
+  if (cmd === 'gc') reply(memoryAfterGc({ live: gw.upgrade.live().length }));
+  else if (cmd.startsWith('heap ')) {
+    fullGc();
+    reply({ heap: writeHeapSnapshot(cmd.slice(5)) });
+  } else if (cmd === 'close') void close(true);
+}, () => void close());

@@ -9,6 +9,7 @@
 import http from 'node:http';
 import { connect } from 'node:net';
 import { WebSocketServer } from 'ws';
+import { memoryAfterGc, reply, serveCommands } from './lib/child-commands.js';
 import { profileCommand } from './lib/inspector-profile.js';
 
 const HIGH = 256 * 1024;
@@ -42,24 +43,10 @@ wss.on('connection', (ws, req) => {
 
 server.listen(0, '127.0.0.1', 4096, () => {
   const addr = server.address();
-  process.stdout.write(JSON.stringify({ port: typeof addr === 'object' && addr ? addr.port : 0 }) + '\n');
+  reply({ port: typeof addr === 'object' && addr ? addr.port : 0 });
 });
 
-process.stdin.setEncoding('utf8');
-let pending = '';
-process.stdin.on('data', (d: string) => {
-  pending += d;
-  let nl: number;
-  while ((nl = pending.indexOf('\n')) >= 0) {
-    const cmd = pending.slice(0, nl).trim();
-    pending = pending.slice(nl + 1);
-    if (profileCommand(cmd, (obj) => process.stdout.write(JSON.stringify(obj) + '\n'))) continue;
-    if (cmd === 'gc') {
-      (globalThis as { gc?: () => void }).gc?.();
-      const m = process.memoryUsage();
-      process.stdout.write(JSON.stringify({ rss: m.rss, heapUsed: m.heapUsed, heapTotal: m.heapTotal, external: m.external, arrayBuffers: m.arrayBuffers, open }) + '\n');
-    }
-  }
+serveCommands((cmd) => {
+  if (profileCommand(cmd, reply)) return;
+  if (cmd === 'gc') reply(memoryAfterGc({ open }));
 });
-process.stdin.on('end', () => process.exit(0));
-process.on('SIGTERM', () => process.exit(0));

@@ -12,6 +12,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
+import { reply, serveCommands } from './lib/child-commands.js';
 
 const arg = (name: string, dflt: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -127,20 +128,12 @@ for (const mode of MODES) {
   ports[mode] = (server.address() as AddressInfo).port;
   servers.push(server);
 }
-process.stdout.write(JSON.stringify({ ports, streamBytes: STREAM_BYTES, crc: CRC }) + '\n');
+reply({ ports, streamBytes: STREAM_BYTES, crc: CRC });
 
-// Commands on stdin, one per line; each answers one JSON line.
-process.stdin.setEncoding('utf8');
-let pending = '';
-process.stdin.on('data', (d: string) => {
-  pending += d;
-  let nl: number;
-  while ((nl = pending.indexOf('\n')) >= 0) {
-    const cmd = pending.slice(0, nl).trim();
-    pending = pending.slice(nl + 1);
-    if (cmd === 'stats') process.stdout.write(JSON.stringify({ open: sockets.size, connections }) + '\n');
-    else if (cmd === 'drop') { for (const s of sockets) s.destroy(); process.stdout.write(JSON.stringify({ dropped: true }) + '\n'); }
+serveCommands((cmd) => {
+  if (cmd === 'stats') reply({ open: sockets.size, connections });
+  else if (cmd === 'drop') {
+    for (const s of sockets) s.destroy();
+    reply({ dropped: true });
   }
 });
-process.stdin.on('end', () => process.exit(0));
-process.on('SIGTERM', () => process.exit(0));

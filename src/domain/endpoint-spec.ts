@@ -154,9 +154,11 @@ export interface EndpointFields {
   security: EndpointSecurity;
   password: string | null;
   zone: string | null;
+  /** VeNCrypt only (PEM). */
   caCert?: string | null;
   clientCert?: string | null;
   clientKey?: string | null;
+  /** servername, VeNCrypt subtypes, username, clipboard, session mode (domain/endpoint-options.ts). */
   options?: EndpointOptions;
 }
 

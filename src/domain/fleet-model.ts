@@ -4,22 +4,11 @@
  * why it is its own module.
  */
 import { createHash } from 'node:crypto';
-import type { EndpointSecurity, ResourceKind, Role } from '../store/types.js';
-import type { EndpointOptions } from './endpoint-options.js';
+import type { ResourceKind, Role } from '../store/types.js';
+import type { EndpointFields } from './endpoint-spec.js';
 
-export interface FleetEndpoint {
-  host: string;
-  port: number;
-  security: EndpointSecurity;
-  password: string | null;
-  zone: string | null;
-  /** VeNCrypt only (PEM). */
-  caCert?: string | null;
-  clientCert?: string | null;
-  clientKey?: string | null;
-  /** servername, VeNCrypt subtypes, username, clipboard, session mode (domain/endpoint-options.ts). */
-  options?: EndpointOptions;
-}
+/** A machine's console as the file gives it, checked by endpoint-spec's checkEndpoint like the admin API's. */
+export type FleetEndpoint = EndpointFields;
 export interface FleetResource {
   id: string;
   kind: ResourceKind;

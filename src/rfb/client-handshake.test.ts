@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ascii, concat, splits, u32 } from '../../test/helpers/rfb-splitter.js';
+import { ascii, concat, feedHandshake, splits, u32, type HandshakeRun } from '../../test/helpers/rfb-splitter.js';
 import { ClientHandshake, vencryptSubtypesFor, type ClientHandshakeOptions, type ClientHandshakeResult } from './client-handshake.js';
 import { Limits, VeNCryptSubtype as V } from './constants.js';
 import { RfbError } from './errors.js';
@@ -12,38 +12,16 @@ const PW = ascii('porthole');
 const VNC: ClientHandshakeOptions = { credential: { type: 'vncauth', password: PW }, shared: true };
 const SERVER_INIT = encodeServerInit({ width: 640, height: 480, pixelFormat: DEFAULT_PIXEL_FORMAT, name: 'desk' });
 
-interface Run {
-  sent: Uint8Array;
-  done: ClientHandshakeResult | undefined;
-  after: Uint8Array;
-  error: unknown;
-}
-
-function run(opts: ClientHandshakeOptions, chunks: Uint8Array[]): Run {
+function run(opts: ClientHandshakeOptions, chunks: Uint8Array[]): HandshakeRun<ClientHandshakeResult> {
   const hs = new ClientHandshake(opts);
-  const sent: Uint8Array[] = [];
-  const after: Uint8Array[] = [];
-  let done: ClientHandshakeResult | undefined;
-  let error: unknown;
-  for (const c of chunks) {
-    if (done) {
-      after.push(c);
-      continue;
-    }
-    try {
+  return feedHandshake(
+    chunks,
+    (c) => {
       const r = hs.feed(c);
-      sent.push(...r.send);
-      if (r.done) {
-        done = r.done;
-        after.push(r.done.rest);
-      }
-    } catch (err) {
-      error = err;
-      break;
-    }
-    assert.ok(hs.buffered <= 4 + Limits.MAX_REASON_READ_BYTES, 'handshake buffers at most one message');
-  }
-  return { sent: concat(sent), done, after: concat(after), error };
+      return { out: r.send, done: r.done };
+    },
+    { afterStep: () => assert.ok(hs.buffered <= 4 + Limits.MAX_REASON_READ_BYTES, 'handshake buffers at most one message') },
+  );
 }
 
 function check(opts: ClientHandshakeOptions, server: Uint8Array, expectSent: Uint8Array, version: string, trailing: Uint8Array = new Uint8Array(0)) {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ascii, concat, splits, u32 } from '../../test/helpers/rfb-splitter.js';
+import { ascii, concat, feedHandshake, splits, u32, type HandshakeRun } from '../../test/helpers/rfb-splitter.js';
 import { vncAuthResponse } from './des.js';
 import { RfbError } from './errors.js';
 import { encodeReason } from './messages.js';
@@ -11,39 +11,17 @@ const PASSWORD = ascii('s3cret!');
 const NONE: ServerHandshakeOptions = { securityTypes: [1] };
 const VNC: ServerHandshakeOptions = { securityTypes: [2], vncPassword: PASSWORD, randomChallenge: () => CHALLENGE };
 
-interface Run {
-  sent: Uint8Array;
-  done: ServerHandshakeResult | undefined;
-  /** done.rest plus every chunk fed after done (what the caller's framer would get). */
-  after: Uint8Array;
-  error: unknown;
-}
-
-/** Feeds chunks until done or an error; collects everything the handshake asked us to send. */
-function run(opts: ServerHandshakeOptions, chunks: Uint8Array[]): Run {
+/** Feeds chunks until done or an error; `sent` starts with the greeting the server speaks first. */
+function run(opts: ServerHandshakeOptions, chunks: Uint8Array[]): HandshakeRun<ServerHandshakeResult> {
   const hs = new ServerHandshake(opts);
-  const sent: Uint8Array[] = [hs.greeting()];
-  let done: ServerHandshakeResult | undefined;
-  const after: Uint8Array[] = [];
-  let error: unknown;
-  for (const c of chunks) {
-    if (done) {
-      after.push(c);
-      continue;
-    }
-    try {
+  return feedHandshake(
+    chunks,
+    (c) => {
       const r = hs.feed(c);
-      sent.push(...r.reply);
-      if (r.done) {
-        done = r.done;
-        after.push(r.done.rest);
-      }
-    } catch (err) {
-      error = err;
-      break;
-    }
-  }
-  return { sent: concat(sent), done, after: concat(after), error };
+      return { out: r.reply, done: r.done };
+    },
+    { first: [hs.greeting()] },
+  );
 }
 
 /** Same client bytes under every split give the same server bytes and result. */

@@ -14,9 +14,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import WebSocket from 'ws';
 import { deriveProjectId, deriveResourceId } from '../../src/domain/fleet.js';
 import { call, login } from './gateway.js';
+
+// Console WebSocket helpers live with the single-gateway ones; the cluster tests import them from here too.
+export { tryUpgrade, websocketUrl } from './gateway.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const MAIN_JS = path.join(ROOT, 'dist/src/main.js');
@@ -195,14 +197,6 @@ export async function mintConsole(url: string, token: string, server: string): P
   return { status: r.status, consoleUrl, body: r.body };
 }
 
-/** The console page URL's WebSocket on another base (`ws://127.0.0.1:PORT`): the same path, websockify, the token. */
-export function websocketUrl(consoleUrl: string, base: string): string {
-  const u = new URL(consoleUrl);
-  const b = new URL(base);
-  const scheme = b.protocol === 'https:' || b.protocol === 'wss:' ? 'wss' : 'ws';
-  return `${scheme}://${b.host}${u.pathname.replace(/vnc_auto\.html$/, 'websockify')}?token=${encodeURIComponent(u.searchParams.get('token') ?? '')}`;
-}
-
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `fn` until it returns a value other than undefined, or throws after `timeoutMs`. */
@@ -214,18 +208,4 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined> | 
     if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(everyMs);
   }
-}
-
-/** Opens a raw WebSocket upgrade and reports the HTTP status (101 or the refusal) and the refusal body; a 101 is closed at once. */
-export function tryUpgrade(wsUrl: string, opts: { headers?: Record<string, string>; ca?: string } = {}): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(wsUrl, { headers: opts.headers ?? {}, ...(opts.ca ? { ca: opts.ca } : {}) });
-    ws.once('open', () => { ws.close(); resolve({ status: 101, body: '' }); });
-    ws.once('unexpected-response', (_req, res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => { body += c.toString(); });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    ws.once('error', (err) => reject(err));
-  });
 }

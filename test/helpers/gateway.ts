@@ -1,11 +1,13 @@
 /**
  * Starts the real gateway (src/gateway.ts) on 127.0.0.1 port 0 with a fresh data directory, the embedded
- * demo and an optional fleet file, plus helpers to call its API. Every test cleans up with `close()`.
+ * demo and an optional fleet file, plus helpers to call its API and to open its console WebSocket.
+ * Every test cleans up with `close()`.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
+import WebSocket from 'ws';
 import { loadConfig } from '../../src/config/index.js';
 import { startGateway, type Gateway } from '../../src/gateway.js';
 import type { Clock } from '../../src/domain/clock.js';
@@ -72,4 +74,35 @@ export async function login(url: string, user: string, password: string, domain:
 export async function demoLogin(t: TestGateway): Promise<string> {
   const f = t.gw.demo!.facts;
   return login(t.url, f.user, f.password, f.domain, f.project_id);
+}
+
+/**
+ * The WebSocket a console page URL opens: the same path with `websockify` for `vnc_auto.html`, and the
+ * token. `base` (`ws://127.0.0.1:PORT`, or an https/wss origin) puts it on another host, as a page
+ * served through a proxy would; by default it stays on the page's own host.
+ */
+export function websocketUrl(consoleUrl: string, base: string = consoleUrl): string {
+  const u = new URL(consoleUrl);
+  const b = new URL(base);
+  const scheme = b.protocol === 'https:' || b.protocol === 'wss:' ? 'wss' : 'ws';
+  return `${scheme}://${b.host}${u.pathname.replace(/vnc_auto\.html$/, 'websockify')}?token=${encodeURIComponent(u.searchParams.get('token') ?? '')}`;
+}
+
+/** Opens a raw WebSocket upgrade and reports the HTTP status (101 or the refusal) and the refusal body; a 101 is closed at once. */
+export function tryUpgrade(wsUrl: string, opts: { headers?: Record<string, string>; ca?: string } = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(wsUrl, { headers: opts.headers ?? {}, ...(opts.ca ? { ca: opts.ca } : {}) });
+    ws.once('open', () => { ws.close(); resolve({ status: 101, body: '' }); });
+    ws.once('unexpected-response', (_req, res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => { body += c.toString(); });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    ws.once('error', (err) => reject(err));
+  });
+}
+
+/** Just the status of `tryUpgrade`: 101, or the refusal's 4xx. */
+export async function upgradeStatus(wsUrl: string): Promise<number> {
+  return (await tryUpgrade(wsUrl)).status;
 }

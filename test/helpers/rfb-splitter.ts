@@ -62,6 +62,59 @@ export function splits(bytes: Uint8Array, seed = 1, randomCount = 20): Split[] {
   return out;
 }
 
+/** What one `feed()` of a handshake under test gave back: bytes to send and, once finished, its result. */
+export interface HandshakeStep<R extends { rest: Uint8Array }> {
+  out: readonly Uint8Array[];
+  done?: R | undefined;
+}
+
+export interface HandshakeRun<R> {
+  /** Everything the handshake asked to send, `first` included. */
+  sent: Uint8Array;
+  done: R | undefined;
+  /** done.rest plus every chunk fed after done (what the caller's framer would get). */
+  after: Uint8Array;
+  /** What feed() threw, if anything; feeding stops there. */
+  error: unknown;
+}
+
+/**
+ * Feeds `chunks` to a handshake until it is done or throws, the way a relay would: chunks that
+ * arrive after done are kept for the next stage, not fed. The client and server handshake tests
+ * share this so both run the same loop under every split. `afterStep` runs after each successful
+ * feed outside the catch, so a failing per-step assertion fails the test instead of being
+ * recorded as the handshake's own error.
+ */
+export function feedHandshake<R extends { rest: Uint8Array }>(
+  chunks: readonly Uint8Array[],
+  feed: (chunk: Uint8Array) => HandshakeStep<R>,
+  opts: { first?: readonly Uint8Array[]; afterStep?: () => void } = {},
+): HandshakeRun<R> {
+  const sent: Uint8Array[] = [...(opts.first ?? [])];
+  const after: Uint8Array[] = [];
+  let done: R | undefined;
+  let error: unknown;
+  for (const c of chunks) {
+    if (done) {
+      after.push(c);
+      continue;
+    }
+    try {
+      const r = feed(c);
+      sent.push(...r.out);
+      if (r.done) {
+        done = r.done;
+        after.push(r.done.rest);
+      }
+    } catch (err) {
+      error = err;
+      break;
+    }
+    opts.afterStep?.();
+  }
+  return { sent: concat(sent), done, after: concat(after), error };
+}
+
 export function concat(parts: readonly Uint8Array[]): Uint8Array {
   let n = 0;
   for (const p of parts) n += p.length;

@@ -43,41 +43,8 @@ export async function waitForPort(port: number, ms = 10_000): Promise<void> {
 export interface XvncServer { display: number; port: number; password: string | null; close(): Promise<void> }
 
 /** Starts Xvnc (VncAuth with `password`, or None) and paints the root window `colour` (#rrggbb). */
-export async function startXvnc(opts: { password?: string; colour: string; geometry?: string }): Promise<XvncServer> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'porthole-xvnc-'));
-  const display = freeDisplay();
-  const args = [`:${display}`, '-interface', '127.0.0.1', '-nolisten', 'tcp', '-geometry', opts.geometry ?? '320x240', '-depth', '24', '-UseBlacklist=0'];
-  if (opts.password) {
-    const pw = spawnSync('vncpasswd', ['-f'], { input: opts.password });
-    if (pw.status !== 0) throw new Error('vncpasswd -f failed');
-    writeFileSync(path.join(dir, 'passwd'), pw.stdout, { mode: 0o600 });
-    args.push('-SecurityTypes', 'VncAuth', '-rfbauth', path.join(dir, 'passwd'));
-  } else {
-    args.push('-SecurityTypes', 'None');
-  }
-  const proc: ChildProcess = spawn('Xvnc', args, { stdio: 'ignore' });
-  const port = 5900 + display;
-  try {
-    await waitForPort(port);
-    const r = spawnSync('xsetroot', ['-solid', opts.colour, '-display', `:${display}`]);
-    if (r.status !== 0) throw new Error('xsetroot failed');
-  } catch (err) {
-    proc.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
-  return {
-    display, port, password: opts.password ?? null,
-    async close() {
-      if (proc.exitCode === null) {
-        const exited = new Promise((resolve) => proc.once('exit', resolve));
-        proc.kill('SIGTERM');
-        await Promise.race([exited, sleep(3000)]);
-        if (proc.exitCode === null) proc.kill('SIGKILL');
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+export function startXvnc(opts: { password?: string; colour: string; geometry?: string }): Promise<XvncServer> {
+  return startXvncWith({ ...opts, security: opts.password ? 'VncAuth' : 'None' });
 }
 
 export function hexToRgb(hex: string): { r: number; g: number; b: number } {

@@ -7,31 +7,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import WebSocket from 'ws';
 import { DEFAULT_BACKGROUND } from '../../src/demo/scene.js';
 import { deriveProjectId, deriveResourceId } from '../../src/domain/fleet.js';
-import { call, demoLogin, login, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { call, demoLogin, login, startTestGateway, tryUpgrade, websocketUrl, type TestGateway } from '../helpers/gateway.js';
 import { RfbTestClient } from '../helpers/rfb-client.js';
 import { hexToRgb, requireTools, startXvnc, XVNC_FLEET, type XvncServer } from '../helpers/vnc-servers.js';
-
-/** Opens a raw upgrade and reports the HTTP status (101 or the refusal) and the refusal body. */
-function tryUpgrade(wsUrl: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(wsUrl, { headers });
-    ws.once('open', () => { ws.close(); resolve({ status: 101, body: '' }); });
-    ws.once('unexpected-response', (_req, res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => { body += c.toString(); });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    ws.once('error', (err) => reject(err));
-  });
-}
-
-const toWs = (pageUrl: string) => {
-  const u = new URL(pageUrl);
-  return `ws://${u.host}${u.pathname.replace(/vnc_auto\.html$/, 'websockify')}?token=${u.searchParams.get('token')}`;
-};
 
 describe('console relay through the gateway', () => {
   let t: TestGateway;
@@ -55,7 +35,7 @@ describe('console relay through the gateway', () => {
 
   it('relays the demo desktop: handshake with None, ServerInit, the expected pixels; the session is recorded', async () => {
     const url = await mintEcs();
-    const c = await RfbTestClient.connect(toWs(url));
+    const c = await RfbTestClient.connect(websocketUrl(url));
     assert.equal(c.serverInit?.name, 'Porthole demo desktop');
     assert.equal(c.width, 1024);
     await c.requestUpdate();
@@ -86,8 +66,8 @@ describe('console relay through the gateway', () => {
 
   it('refuses a second redemption before 101 (410), and the page can learn why', async () => {
     const url = await mintEcs();
-    const c = await RfbTestClient.connect(toWs(url));
-    const again = await tryUpgrade(toWs(url));
+    const c = await RfbTestClient.connect(websocketUrl(url));
+    const again = await tryUpgrade(websocketUrl(url));
     assert.equal(again.status, 410);
     assert.equal(JSON.parse(again.body).reason, 'token_used');
     const u = new URL(url);
@@ -100,7 +80,7 @@ describe('console relay through the gateway', () => {
     const url = await mintEcs();
     t.clock.offsetMs = 601_000;
     try {
-      const r = await tryUpgrade(toWs(url));
+      const r = await tryUpgrade(websocketUrl(url));
       assert.equal(r.status, 410);
       assert.equal(JSON.parse(r.body).reason, 'token_expired');
     } finally {
@@ -110,10 +90,10 @@ describe('console relay through the gateway', () => {
 
   it('refuses a foreign Origin with 403 without consuming the token', async () => {
     const url = await mintEcs();
-    const r = await tryUpgrade(toWs(url), { Origin: 'https://evil.example' });
+    const r = await tryUpgrade(websocketUrl(url), { headers: { Origin: 'https://evil.example' } });
     assert.equal(r.status, 403);
     assert.equal(JSON.parse(r.body).reason, 'origin_forbidden');
-    const ok = await tryUpgrade(toWs(url), { Origin: new URL(t.url).origin });
+    const ok = await tryUpgrade(websocketUrl(url), { headers: { Origin: new URL(t.url).origin } });
     assert.equal(ok.status, 101, 'the token still works from the right origin');
   });
 
@@ -125,7 +105,7 @@ describe('console relay through the gateway', () => {
     assert.equal((await tryUpgrade(`${wsBase}/vnc/demo/websockify?token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA`)).status, 403);
     assert.equal((await tryUpgrade(`${wsBase}/vnc/demo/websockify`)).status, 400);
     assert.equal((await tryUpgrade(`${wsBase}/elsewhere?token=${tok}`)).status, 404);
-    assert.equal((await tryUpgrade(toWs(url))).status, 101);
+    assert.equal((await tryUpgrade(websocketUrl(url))).status, 101);
   });
 
   it('a revoked endpoint (changed by a fleet re-apply) refuses outstanding tokens', async () => {
@@ -135,7 +115,7 @@ describe('console relay through the gateway', () => {
     const { systemClock } = await import('../../src/domain/clock.js');
     // Point the server at another port: the endpoint generation changes.
     await applyFleet(t.gw.store, t.gw.secrets, systemClock, demoFleet(f, '127.0.0.1', t.gw.demo!.desktop.port + 1));
-    const r = await tryUpgrade(toWs(url));
+    const r = await tryUpgrade(websocketUrl(url));
     assert.equal(r.status, 403);
     assert.equal(JSON.parse(r.body).reason, 'token_revoked');
     await applyFleet(t.gw.store, t.gw.secrets, systemClock, demoFleet(f, '127.0.0.1', t.gw.demo!.desktop.port));
@@ -148,7 +128,7 @@ describe('console relay through the gateway', () => {
     await applyFleet(t.gw.store, t.gw.secrets, systemClock, demoFleet(f, '127.0.0.1', 1));
     try {
       const url = await mintEcs();
-      const c = await RfbTestClient.open(toWs(url));
+      const c = await RfbTestClient.open(websocketUrl(url));
       const closed = await c.closed;
       assert.equal(closed.code, 4001);
       assert.equal(closed.reason, 'backend_unreachable');
@@ -194,7 +174,7 @@ describe('console relay to TigerVNC Xvnc with VncAuth', { skip: skipXvnc }, () =
     assert.equal(r.status, 200, r.text);
     const url = (r.body as { remote_console: { url: string } }).remote_console.url;
     assert.match(url, /\/vnc\/az1\/vnc_auto\.html\?token=/);
-    const c = await RfbTestClient.connect(toWs(url));
+    const c = await RfbTestClient.connect(websocketUrl(url));
     assert.equal(c.width, 320);
     await c.requestUpdate();
     assert.ok(c.isSolid(hexToRgb(COLOUR)), `expected a solid ${COLOUR} screen, got ${JSON.stringify(c.pixel(5, 5))}`);

@@ -14,26 +14,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import WebSocket from 'ws';
 import { loadConfig } from '../../src/config/index.js';
 import { startGateway, type Gateway } from '../../src/gateway.js';
-import { call, passwordAuth } from '../helpers/gateway.js';
+import { call, passwordAuth, upgradeStatus, websocketUrl } from '../helpers/gateway.js';
 import { signedCall } from '../helpers/aksk.js';
 import { RfbTestClient } from '../helpers/rfb-client.js';
-
-const toWs = (pageUrl: string) => {
-  const u = new URL(pageUrl);
-  return `ws://${u.host}${u.pathname.replace(/vnc_auto\.html$/, 'websockify')}?token=${u.searchParams.get('token')}`;
-};
-
-function upgradeStatus(wsUrl: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(wsUrl);
-    ws.once('open', () => { ws.close(); resolve(101); });
-    ws.once('unexpected-response', (_req, res) => { res.resume(); resolve(res.statusCode ?? 0); });
-    ws.once('error', reject);
-  });
-}
 
 describe('log lines carry no secret', () => {
   const lines: string[] = [];
@@ -132,7 +117,7 @@ describe('log lines carry no secret', () => {
     assert.equal((await call(`${u0.origin}${u0.pathname.replace('vnc_auto.html', 'token-state')}?token=${u0.searchParams.get('token')}`)).status, 200);
 
     // A console session through the relay: open, type, close; then the used link is refused.
-    const c = await RfbTestClient.connect(toWs(consoleUrls[0]!));
+    const c = await RfbTestClient.connect(websocketUrl(consoleUrls[0]!));
     await c.requestUpdate();
     for (const keysym of [0x70, 0x77]) {
       c.send(Uint8Array.from([4, 1, 0, 0, 0, 0, 0, keysym]));
@@ -142,9 +127,9 @@ describe('log lines carry no secret', () => {
     await sleep(100);
     c.close();
     await c.closed;
-    assert.equal(await upgradeStatus(toWs(consoleUrls[0]!)), 410);
+    assert.equal(await upgradeStatus(websocketUrl(consoleUrls[0]!)), 410);
     // A token for another zone, and an unknown token.
-    assert.equal(await upgradeStatus(toWs(consoleUrls[1]!).replace(/\/vnc\/[^/]+\//, '/vnc/elsewhere/')), 403);
+    assert.equal(await upgradeStatus(websocketUrl(consoleUrls[1]!).replace(/\/vnc\/[^/]+\//, '/vnc/elsewhere/')), 403);
     for (let i = 0; i < 100 && !lines.some((l) => l.includes('console session ended')); i++) await sleep(20);
 
     // The checks.

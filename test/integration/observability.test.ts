@@ -7,8 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createServer, type AddressInfo } from 'node:net';
-import WebSocket from 'ws';
-import { call, demoLogin, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { call, demoLogin, startTestGateway, upgradeStatus, websocketUrl as toWs, type TestGateway } from '../helpers/gateway.js';
 import { RfbTestClient } from '../helpers/rfb-client.js';
 import { gatewayVersion } from '../../src/observability/metrics.js';
 
@@ -23,20 +22,6 @@ export function sample(text: string, name: string, labels: Record<string, string
     if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) return Number(m[3]);
   }
   return undefined;
-}
-
-const toWs = (pageUrl: string) => {
-  const u = new URL(pageUrl);
-  return `ws://${u.host}${u.pathname.replace(/vnc_auto\.html$/, 'websockify')}?token=${u.searchParams.get('token')}`;
-};
-
-function upgradeStatus(wsUrl: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(wsUrl);
-    ws.once('open', () => { ws.close(); resolve(101); });
-    ws.once('unexpected-response', (_req, res) => { res.resume(); resolve(res.statusCode ?? 0); });
-    ws.once('error', reject);
-  });
 }
 
 describe('metrics and health', () => {
