@@ -24,8 +24,17 @@ import {
   type ServerInit,
 } from '../../src/rfb/messages.js';
 
-/** Pseudo-encodings whose rectangles carry no data (QEMU extended keys, pointer position, ExtendedMouseButtons). */
-const ZERO_DATA_PSEUDO = new Set<number>([PseudoEncoding.QEMU_EXTENDED_KEY_EVENT, PseudoEncoding.POINTER_POS, PseudoEncoding.EXTENDED_MOUSE_BUTTONS]);
+/**
+ * Pseudo-encodings whose rectangles carry no data: DesktopSize (the new size is the rectangle's
+ * width/height; QEMU sends one unasked when SeaBIOS switches video mode while booting), QEMU extended
+ * keys, pointer position, ExtendedMouseButtons.
+ */
+const ZERO_DATA_PSEUDO = new Set<number>([
+  PseudoEncoding.DESKTOP_SIZE,
+  PseudoEncoding.QEMU_EXTENDED_KEY_EVENT,
+  PseudoEncoding.POINTER_POS,
+  PseudoEncoding.EXTENDED_MOUSE_BUTTONS,
+]);
 
 export interface RfbTestClientOptions {
   /** ClientInit shared-flag (default true). */
@@ -178,8 +187,11 @@ export class RfbTestClient {
         /* keep going */
       }
     } catch (err) {
+      // Waiters get the parse error itself: the close that follows (1006, from terminate) would
+      // otherwise read like the gateway dropping the connection.
       this.protocolError = err as Error;
       this.readyReject(err as Error);
+      for (const w of this.updateWaiters.splice(0)) w.reject(err as Error);
       this.ws.terminate();
     }
   }
