@@ -154,7 +154,8 @@ load average at the end ${load} (other engineers' work shares this machine).
 Load: \`POST /v1/{project}/cloudservers/{id}/remote_console\` with an IAM token, ${CONNECTIONS} keep-alive connections in all
 (one request in flight each; split evenly over the nodes, sent to each node directly), ${SECONDS} s measured after a ${WARMUP_MS / 1000} s warm-up;
 each node a real \`porthole serve\` process with a pool of 10 database connections; throttling raised out of the way.
-Every mint is an IAM-token lookup, a resource read, a token insert (and with Redis two throttling scripts).
+Every mint is a resource read, a probe-state read and a token insert plus its audit event (both group-committed with the
+mints around them); the IAM token's principal comes from the node's identity cache; with Redis, two throttling scripts.
 
 | scenario | mints/s | vs 1 node | p50 ms | p99 ms | node CPU ms/mint | PostgreSQL CPU ms/mint | Redis CPU ms/mint | CPU used (nodes + PostgreSQL + Redis) | 200s = tokens stored | statuses |
 |---|---|---|---|---|---|---|---|---|---|---|
