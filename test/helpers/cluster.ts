@@ -16,6 +16,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { deriveProjectId, deriveResourceId } from '../../src/domain/fleet.js';
 import { call, login } from './gateway.js';
+import type { TestSchema } from './postgres.js';
 
 // Console WebSocket helpers live with the single-gateway ones; the cluster tests import them from here too.
 export { tryUpgrade, websocketUrl } from './gateway.js';
@@ -186,6 +187,25 @@ export async function clusterLogin(url: string, user: string): Promise<string> {
   });
   if (r.status !== 201) throw new Error(`login failed: ${r.status} ${r.text}`);
   return r.headers.get('x-subject-token')!;
+}
+
+/**
+ * One IAM token per fleet user, logged in on first use (logins count against the throttling window,
+ * so a test file logs each user in once). `url` is read at first use: nodes start in `before`.
+ */
+export function clusterTokens(url: () => string): (user: string) => Promise<string> {
+  const tokens = new Map<string, string>();
+  return async (user) => {
+    let t = tokens.get(user);
+    if (!t) { t = await clusterLogin(url(), user); tokens.set(user, t); }
+    return t;
+  };
+}
+
+/** The newest open console session a node holds, from the database (undefined when none). */
+export async function openSessionOf(schema: Pick<TestSchema, 'admin'>, nodeId: string): Promise<string | undefined> {
+  const r = await schema.admin('select id from console_sessions where node_id = $1 and ended_at is null order by started_at desc limit 1', [nodeId]);
+  return r.rows[0]?.id as string | undefined;
 }
 
 /** POST remote_console on `url` for the server; returns the status and the console URL. */

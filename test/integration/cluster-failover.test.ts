@@ -19,7 +19,7 @@ import { createTestSchema, type TestSchema } from '../helpers/postgres.js';
 import { describeWith } from '../helpers/redis.js';
 import { RfbTestClient } from '../helpers/rfb-client.js';
 import {
-  clusterFleet, clusterLogin, mintConsole, newMasterKey, sleep, startNode, tryUpgrade, until, websocketUrl, type NodeProcess, type StartNodeOptions,
+  clusterFleet, clusterTokens, mintConsole, newMasterKey, openSessionOf, sleep, startNode, tryUpgrade, until, websocketUrl, type NodeProcess, type StartNodeOptions,
 } from '../helpers/cluster.js';
 
 const VNC_PASSWORD = 'vnc-pw-2';
@@ -33,14 +33,8 @@ await describeWith('scale-out without Redis: PostgreSQL LISTEN/NOTIFY, drain, no
   let common: Omit<StartNodeOptions, 'name'>;
   let a: NodeProcess;
   let b: NodeProcess;
-  const tokens = new Map<string, string>();
-  const tokenOf = async (user: string): Promise<string> => {
-    let t = tokens.get(user);
-    if (!t) { t = await clusterLogin(a.url, user); tokens.set(user, t); }
-    return t;
-  };
-  const openSessionOf = async (nodeId: string): Promise<string | undefined> =>
-    (await schema.admin('select id from console_sessions where node_id = $1 and ended_at is null order by started_at desc limit 1', [nodeId])).rows[0]?.id as string | undefined;
+  const tokenOf = clusterTokens(() => a.url);
+  const openSession = (nodeId: string) => openSessionOf(schema, nodeId);
 
   before(async () => {
     schema = await createTestSchema();
@@ -65,7 +59,7 @@ await describeWith('scale-out without Redis: PostgreSQL LISTEN/NOTIFY, drain, no
   it('a kill issued on node A ends the console node B relays within 1 s, through LISTEN/NOTIFY', async (t) => {
     const m = await mintConsole(a.url, await tokenOf('alice'), 'desk');
     const c = await RfbTestClient.connect(websocketUrl(m.consoleUrl!, b.url));
-    const sessionId = await until('B\'s session', () => openSessionOf(b.nodeId));
+    const sessionId = await until('B\'s session', () => openSession(b.nodeId));
     const root = await tokenOf('root');
     const t0 = performance.now();
     const r = await call(`${a.url}/admin/v1/sessions/${sessionId}`, { method: 'DELETE', headers: { 'x-auth-token': root } });
@@ -80,7 +74,7 @@ await describeWith('scale-out without Redis: PostgreSQL LISTEN/NOTIFY, drain, no
   it('SIGTERM drains node B while node A keeps serving; the live console runs through the grace, then closes with 4010', async () => {
     const alice = await tokenOf('alice');
     const live = await RfbTestClient.connect(websocketUrl((await mintConsole(a.url, alice, 'desk')).consoleUrl!, b.url));
-    const liveSession = await until('B\'s session', () => openSessionOf(b.nodeId));
+    const liveSession = await until('B\'s session', () => openSession(b.nodeId));
     const spare = (await mintConsole(a.url, alice, 'desk')).consoleUrl!;
     const t0 = Date.now();
     b.kill('SIGTERM');
@@ -121,7 +115,7 @@ await describeWith('scale-out without Redis: PostgreSQL LISTEN/NOTIFY, drain, no
     try {
       const m = await mintConsole(a.url, await tokenOf('alice'), 'desk');
       const client = await RfbTestClient.connect(websocketUrl(m.consoleUrl!, c.url));
-      const sessionId = await until('C\'s session', () => openSessionOf(c.nodeId));
+      const sessionId = await until('C\'s session', () => openSession(c.nodeId));
       const t0 = Date.now();
       c.kill('SIGKILL');
       const closed = await client.closed;

@@ -17,7 +17,7 @@ import { createTestSchema, type TestSchema } from '../helpers/postgres.js';
 import { createTestRedis, describeWith, TEST_REDIS_URL, type TestRedis } from '../helpers/redis.js';
 import { RfbTestClient } from '../helpers/rfb-client.js';
 import {
-  clusterFleet, clusterLogin, clusterProjectId, clusterServerId, mintConsole, newMasterKey, startNode, until, websocketUrl, type NodeProcess,
+  clusterFleet, clusterProjectId, clusterServerId, clusterTokens, mintConsole, newMasterKey, openSessionOf, startNode, until, websocketUrl, type NodeProcess,
 } from '../helpers/cluster.js';
 
 const VNC_PASSWORD = 'vnc-pw-1';
@@ -53,15 +53,8 @@ await describeWith('scale-out: two nodes on PostgreSQL + Redis', { postgres: tru
   });
 
   // Logins count against the per-minute window too: one IAM token per user, valid on every node.
-  const tokens = new Map<string, string>();
-  const tokenOf = async (user: string): Promise<string> => {
-    let t = tokens.get(user);
-    if (!t) { t = await clusterLogin(a.url, user); tokens.set(user, t); }
-    return t;
-  };
-
-  const openSessionOf = async (nodeId: string): Promise<string | undefined> =>
-    (await schema.admin('select id from console_sessions where node_id = $1 and ended_at is null order by started_at desc limit 1', [nodeId])).rows[0]?.id as string | undefined;
+  const tokenOf = clusterTokens(() => a.url);
+  const openSession = (nodeId: string) => openSessionOf(schema, nodeId);
 
   it('a console URL minted on node A opens on node B; the session is B\'s', async () => {
     const token = await tokenOf('alice');
@@ -116,7 +109,7 @@ await describeWith('scale-out: two nodes on PostgreSQL + Redis', { postgres: tru
     const token = await tokenOf('u2');
     const m = await mintConsole(a.url, token, 'desk');
     const c = await RfbTestClient.connect(websocketUrl(m.consoleUrl!, b.url));
-    const sessionId = await until('B\'s session', () => openSessionOf(b.nodeId));
+    const sessionId = await until('B\'s session', () => openSession(b.nodeId));
     const root = await tokenOf('root');
     const t0 = performance.now();
     const r = await call(`${a.url}/admin/v1/sessions/${sessionId}`, { method: 'DELETE', headers: { 'x-auth-token': root } });
