@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { cpuModel, descendants, raiseNofile, startChild, treeCpuMs, treePssKiB, type Child } from './lib/proc.js';
 import { httpLoad, idleSessions, rttProbe, rttSummary, tcpPipe, tcpStream, type IdleResult, type LoadResult, type RttResult, type StreamResult } from './lib/clients.js';
 import { rawWsPipe, rawWsStream } from './lib/raw-ws.js';
+import { signedRequest } from '../test/helpers/aksk.js';
 import { parseStraceSummary, summarizeCpuProfile, type ProfileSummary, type SyscallRow } from './lib/profile.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -124,7 +125,7 @@ async function childrenGone(pid: number, ms: number): Promise<void> {
 
 interface PortholeInfo { url: string; projectId: string; servers: Record<'stream' | 'echo' | 'idle', string>; user: string; password: string; domain: string }
 
-async function porthole(target: Child, nodeArgs: string[] = []): Promise<{ child: Child; info: PortholeInfo; iamToken: string; port: number }> {
+async function porthole(target: Child, nodeArgs: string[] = []): Promise<{ child: Child; info: PortholeInfo; iamToken: string; userId: string; port: number }> {
   const ports = target.info.ports as Record<string, number>;
   const child = await startChild('porthole', process.execPath, [...nodeArgs, '--expose-gc', ...TSX, path.join(ROOT, 'bench/porthole-node.ts'),
     '--rfb-stream', String(ports['rfb-stream']), '--rfb-echo', String(ports['rfb-echo']), '--rfb-idle', String(ports['rfb-idle'])], { readyMs: 60_000 });
@@ -134,7 +135,24 @@ async function porthole(target: Child, nodeArgs: string[] = []): Promise<{ child
     body: JSON.stringify({ auth: { identity: { methods: ['password'], password: { user: { name: info.user, password: info.password, domain: { name: info.domain } } } }, scope: { project: { id: info.projectId } } } }),
   });
   if (res.status !== 201) throw new Error(`porthole login: ${res.status} ${await res.text()}`);
-  return { child, info, iamToken: res.headers.get('x-subject-token')!, port: Number(new URL(info.url).port) };
+  const userId = ((await res.json()) as { token: { user: { id: string } } }).token.user.id;
+  return { child, info, iamToken: res.headers.get('x-subject-token')!, userId, port: Number(new URL(info.url).port) };
+}
+
+/**
+ * An access key for the bench user and one signed mint request (SDK-HMAC-SHA256, as the official
+ * SDKs sign), replayed as is by the load: a signature stays valid for its ±15-minute window.
+ */
+async function signedMint(p: Awaited<ReturnType<typeof porthole>>): Promise<Record<string, string>> {
+  const res = await fetch(`${p.info.url}/v3.0/OS-CREDENTIAL/credentials`, {
+    method: 'POST', headers: { 'content-type': 'application/json', 'x-auth-token': p.iamToken }, body: JSON.stringify({ credential: { user_id: p.userId } }),
+  });
+  if (res.status !== 201) throw new Error(`porthole access key: ${res.status} ${await res.text()}`);
+  const c = ((await res.json()) as { credential: { access: string; secret: string } }).credential;
+  const r = signedRequest(p.info.url, { ak: c.access, sk: c.secret }, {
+    method: 'POST', path: `/v1/${p.info.projectId}/cloudservers/${p.info.servers.idle}/remote_console`, body: MINT_BODY, projectId: p.info.projectId,
+  });
+  return r.headers;
 }
 
 const MINT_BODY = JSON.stringify({ remote_console: { protocol: 'vnc', type: 'novnc' } });
@@ -166,7 +184,7 @@ const idle: IdleRow[] = [];
 /** One timed HTTP load with the CPU its server process used, µs per answered request. */
 interface MintLoad extends LoadResult { serverUsPerReq: number }
 /** Minting rounds: each round runs every route back to back, so a round's ratios share the machine's state. */
-interface MintRound { hello: MintLoad; helloInsert: MintLoad; healthz: MintLoad; porthole: MintLoad }
+interface MintRound { hello: MintLoad; helloInsert: MintLoad; healthz: MintLoad; porthole: MintLoad; aksk: MintLoad }
 let mint: MintRound[] | undefined;
 const profiles: { what: string; summary: ProfileSummary; mib: number }[] = [];
 const syscalls: { what: string; rows: SyscallRow[]; mib: number }[] = [];
@@ -296,17 +314,25 @@ async function main(): Promise<void> {
       headers: { 'content-type': 'application/json', 'x-auth-token': ph.iamToken }, body: MINT_BODY, connections: 4, durationMs: ms,
     });
     const healthzLoad = (ms: number) => timed(ph.child.pid, { port: ph.port, method: 'GET', path: '/healthz', headers: {}, body: '', connections: 4, durationMs: ms });
+    const signed = await signedMint(ph);
+    const akskLoad = (ms: number) => timed(ph.child.pid, {
+      port: ph.port, method: 'POST', path: `/v1/${ph.info.projectId}/cloudservers/${ph.info.servers.idle}/remote_console`, headers: signed, body: MINT_BODY, connections: 4, durationMs: ms,
+    });
     await helloLoad(500);
     await helloLoad(500, '/hello-insert');
     await healthzLoad(500);
     await mintLoad(1000);
+    await akskLoad(500);
     mint = [];
     const ms = (MINT_SECONDS * 1000) / 2;
     for (let round = 0; round < 3; round++) {
-      const r: MintRound = { hello: await helloLoad(ms), helloInsert: await helloLoad(ms, '/hello-insert'), healthz: await healthzLoad(ms), porthole: await mintLoad(ms) };
+      const r: MintRound = {
+        hello: await helloLoad(ms), helloInsert: await helloLoad(ms, '/hello-insert'), healthz: await healthzLoad(ms), porthole: await mintLoad(ms), aksk: await akskLoad(ms),
+      };
       mint.push(r);
       log(`  round ${round + 1}: hello ${r.hello.rps.toFixed(0)} req/s (${r.hello.serverUsPerReq.toFixed(0)} µs CPU/req); hello + 1 SQLite insert ${r.helloInsert.rps.toFixed(0)}; ` +
-        `Porthole /healthz ${r.healthz.rps.toFixed(0)}; mint ${r.porthole.rps.toFixed(0)} req/s (${r.porthole.serverUsPerReq.toFixed(0)} µs CPU/req, ${(r.porthole.rps / r.hello.rps).toFixed(3)}× hello) ${JSON.stringify(r.porthole.statuses)}`);
+        `Porthole /healthz ${r.healthz.rps.toFixed(0)}; mint ${r.porthole.rps.toFixed(0)} req/s (${r.porthole.serverUsPerReq.toFixed(0)} µs CPU/req, ${(r.porthole.rps / r.hello.rps).toFixed(3)}× hello) ${JSON.stringify(r.porthole.statuses)}; ` +
+        `with AK/SK ${r.aksk.rps.toFixed(0)} req/s (${r.aksk.serverUsPerReq.toFixed(0)} µs CPU/req) ${JSON.stringify(r.aksk.statuses)}`);
     }
     await hello.stop();
   }
@@ -326,11 +352,11 @@ async function main(): Promise<void> {
 }
 
 /** Medians over the rounds; ratios are taken within each round first. */
-function mintSummary(rounds: MintRound[]): { hello: number; helloInsert: number; healthz: number; porthole: number; ratio: number; ratioInsert: number; cpuRatio: number } {
+function mintSummary(rounds: MintRound[]): { hello: number; helloInsert: number; healthz: number; porthole: number; aksk: number; ratio: number; ratioInsert: number; cpuRatio: number } {
   const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] ?? NaN; };
   return {
     hello: median(rounds.map((r) => r.hello.rps)), helloInsert: median(rounds.map((r) => r.helloInsert.rps)),
-    healthz: median(rounds.map((r) => r.healthz.rps)), porthole: median(rounds.map((r) => r.porthole.rps)),
+    healthz: median(rounds.map((r) => r.healthz.rps)), porthole: median(rounds.map((r) => r.porthole.rps)), aksk: median(rounds.map((r) => r.aksk.rps)),
     ratio: median(rounds.map((r) => r.porthole.rps / r.hello.rps)), ratioInsert: median(rounds.map((r) => r.porthole.rps / r.helloInsert.rps)),
     cpuRatio: median(rounds.map((r) => r.hello.serverUsPerReq / r.porthole.serverUsPerReq)),
   };
@@ -492,7 +518,7 @@ function writeResults(elapsedMs: number): void {
   L.push(`| streams with every byte and a good checksum | ${okRuns('direct')} | ${okRuns('reference')} | ${okRuns('websockify')} | ${okRuns('porthole')} | — | — | — | every run | ${verdict(throughput.porthole.every((r) => r.ok) && throughput.porthole.length > 0)} |`);
   if (mint) {
     const m = mintSummary(mint);
-    L.push(`| console URLs minted per s (hello-world Fastify: ${f(m.hello)} req/s; with one SQLite INSERT: ${f(m.helloInsert)}; Porthole's own /healthz: ${f(m.healthz)}) | — | — | — | ${f(m.porthole)} | — | — | — | ≥ 0.5× hello-world (${m.ratio.toFixed(3)}×, median of ${mint.length} interleaved rounds; ${m.ratioInsert.toFixed(2)}× of hello + INSERT; server CPU per request ${m.cpuRatio.toFixed(3)}× hello's) | ${verdict(m.ratio >= 0.5)} |`);
+    L.push(`| console URLs minted per s (hello-world Fastify: ${f(m.hello)} req/s; with one SQLite INSERT: ${f(m.helloInsert)}; Porthole's own /healthz: ${f(m.healthz)}) | — | — | — | ${f(m.porthole)} | — | — | — | ≥ 0.5× hello-world (${m.ratio.toFixed(3)}×, median of ${mint.length} interleaved rounds; ${m.ratioInsert.toFixed(2)}× of hello + INSERT; server CPU per request ${m.cpuRatio.toFixed(3)}× hello's; signed with AK/SK ${f(m.aksk)}/s) | ${verdict(m.ratio >= 0.5)} |`);
   }
   L.push('');
 
@@ -511,6 +537,7 @@ function writeResults(elapsedMs: number): void {
       row('the same + one SQLite INSERT (prepared, WAL)', i, r.helloInsert);
       row('Porthole GET /healthz (its HTTP stack: hooks, request id, logging, metrics)', i, r.healthz);
       row('**Porthole POST …/remote_console** (IAM token, SQLite)', i, r.porthole);
+      row('Porthole POST …/remote_console signed with AK/SK (as the SDKs call it)', i, r.aksk);
     });
     L.push('');
   }

@@ -88,7 +88,7 @@ export interface StartOptions {
 }
 
 /** Reads the master key, or on first start of an embedded node generates `{data_dir}/master.key` (0600). */
-/** Cluster message: users, domains, projects or roles changed on the sending node (clear cached principals). */
+/** Cluster message: users, domains, projects, roles or access keys changed on the sending node (clear the identity cache). */
 const IDENTITY_CHANGED = 'identity.changed';
 
 function nodeIdOf(config: Readonly<Config>): string {
@@ -218,8 +218,8 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     // until `porthole key rotate` has re-sealed everything under the current one.
     const secrets = SecretBox.forMasterKeys(masterKey, config.masterKeyPrevious);
     masterKey.fill(0);
-    // Validated IAM tokens' principals and projects are reused for a few seconds; any identity change
-    // through this node clears the cache here and, over the cluster bus, on every other node.
+    // Validated IAM tokens' principals, access keys and projects are reused for a few seconds; any
+    // identity change through this node clears the cache here and, over the cluster bus, on every other node.
     const identityCache = new IdentityCache(config.iamIdentityCacheSeconds * 1000);
     const announceIdentityChange = () => {
       identityCache.clear();
@@ -251,7 +251,7 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     }
     bus?.subscribe((msg) => { if (msg.type === IDENTITY_CHANGED && msg.from !== nodeId) identityCache.clear(); });
     const lockoutState = redis ? new RedisLockoutStore(redis, new StoreLockoutPort(store, clock), redisLog) : undefined;
-    const accessKeys = new AccessKeyService(store, secrets, clock, iam, lockoutState);
+    const accessKeys = new AccessKeyService(store, secrets, clock, lockoutState, identityCache);
     const sessions = new SessionService(store, audit, clock, nodeId);
     // Where the others can reach this node (shown by GET /admin/v1/nodes): a wildcard listen address says nothing, the host name does.
     const address = `${config.host === '0.0.0.0' || config.host === '::' ? os.hostname() : config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;

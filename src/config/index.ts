@@ -32,7 +32,7 @@ export const KEYS = {
   trust_proxy: { kind: 'bool', default: false, help: 'Trust X-Forwarded-For/-Proto/-Host from a reverse proxy.' },
   body_limit_bytes: { kind: 'int', default: 65536, min: 1024, max: 16 * 1024 * 1024, help: 'Largest accepted API request body.' },
   'iam.token_ttl_seconds': { kind: 'int', default: 86400, min: 60, max: 7 * 86400, help: 'Validity of IAM tokens.' },
-  'iam.identity_cache_seconds': { kind: 'int', default: 5, min: 0, max: 300, help: 'How long a validated IAM token\'s user, domain and roles, and the projects checked for access, may be reused without reading the store (0: never). Cleared at once by any identity change on any node (announced on the cluster bus).' },
+  'iam.identity_cache_seconds': { kind: 'int', default: 5, min: 0, max: 300, help: 'How long a validated IAM token\'s user, domain and roles, an access key with its owner (signatures are still verified on every call), and the projects checked for access may be reused without reading the store (0: never). Cleared at once by any change to users, domains, projects, roles or access keys on any node (announced on the cluster bus).' },
   'console.token_ttl_seconds': { kind: 'int', default: 600, min: 5, max: 86400, help: 'Validity of one-time console URLs.' },
   'console.connect_timeout_ms': { kind: 'int', default: 5000, min: 100, max: 120000, help: 'TCP connect timeout to a VNC server.' },
   'console.handshake_timeout_ms': { kind: 'int', default: 15000, min: 100, max: 120000, help: 'Time allowed for the browser and VNC handshakes.' },
@@ -119,7 +119,7 @@ export interface Config {
   trustProxy: boolean;
   bodyLimitBytes: number;
   iamTokenTtlSeconds: number;
-  /** iam.identity_cache_seconds: reuse of validated tokens' principals and of projects (domain/identity-cache.ts); 0 = off. */
+  /** iam.identity_cache_seconds: reuse of validated tokens' principals, access keys and projects (domain/identity-cache.ts); 0 = off. */
   iamIdentityCacheSeconds: number;
   console: ConsoleConfig;
   rateLimit: RateLimitConfig;

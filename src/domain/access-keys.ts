@@ -18,7 +18,8 @@ import { ApiError } from '../errors.js';
 import type { AccessKeyRecord, AccessKeyStatus, Store } from '../store/types.js';
 import { mayActOnUser, type Principal, type UserAction } from './authz.js';
 import type { Clock } from './clock.js';
-import type { IamService } from './iam.js';
+import { principalFrom } from './iam.js';
+import type { IdentityCache } from './identity-cache.js';
 import type { SecretBox } from './secrets.js';
 import { AkLockout, type LockoutState, type LockoutStatePort } from './signing/lockout.js';
 import { errorSuffix, parseAuthorization, verifySignature, type SigningFailure, type WireRequest } from './signing/sdk-hmac.js';
@@ -88,9 +89,9 @@ export class AccessKeyService {
     private readonly store: Store,
     private readonly secrets: SecretBox,
     private readonly clock: Clock,
-    private readonly iam: IamService,
     /** Where lockout counts live (default: the store; with Redis: store/redis/lockout.ts). */
     lockoutState?: LockoutStatePort,
+    private readonly cache?: IdentityCache,
   ) {
     this.lockout = new AkLockout(lockoutState ?? new StoreLockoutPort(store, clock), () => clock.now());
   }
@@ -199,12 +200,17 @@ export class AccessKeyService {
     const ak = parsed.accessKey;
     attempt.accessKey = ak.slice(0, 64);
 
-    const lock = await this.lockout.check(ak);
+    const { decision: lock, seen } = await this.lockout.inspect(ak);
     if (lock.locked) {
       attempt.failure = 'ak_locked';
       throw refused('ak_locked', { 'retry-after': String(Math.ceil(lock.retryAfterMs / 1000)) });
     }
-    const rec = await this.store.accessKeys.get(ak);
+    // The key and its owner may come from the identity cache (identity-cache.ts: seconds, cleared by
+    // any change to keys, users, domains or roles); the signature is verified on every call.
+    const now = this.clock.now();
+    const generation = this.cache?.generation ?? 0;
+    const cached = this.cache?.accessKey(ak, now);
+    const rec = cached?.key ?? (await this.store.accessKeys.get(ak));
     if (!rec) {
       attempt.failure = 'ak_unknown';
       throw refused('ak_unknown');
@@ -213,31 +219,32 @@ export class AccessKeyService {
 
     let secret: string;
     try {
-      secret = this.secrets.open(rec.secretSealed, sealAad(ak));
+      secret = cached?.secret ?? this.secrets.open(rec.secretSealed, sealAad(ak));
     } catch (err) {
       // A store/master-key problem, not the caller's: 500, with the reason (never the value) in the log.
       throw new ApiError('internal', undefined, { cause: err });
     }
-    const now = this.clock.now();
     const verified = verifySignature(wire, parsed, secret, new Date(now));
     if (!verified.ok) {
       attempt.failure = verified.reason;
       await this.lockout.recordFailure(ak);
       throw refused(verified.reason);
     }
-    await this.lockout.recordSuccess(ak);
+    await this.lockout.recordSuccess(ak, { state: seen });
 
     // Only a caller who holds the SK learns that the key or its user is disabled.
     if (rec.status !== 'active') {
       attempt.failure = 'key_inactive';
       throw new ApiError('unauthorized', 'Incorrect IAM authentication information: the access key is inactive', { code: 'APIGW.0301' });
     }
-    const user = await this.store.identity.getUser(rec.userId);
-    const domain = user && (await this.store.identity.getDomain(user.domainId));
+    const user = cached?.user ?? (await this.store.identity.getUser(rec.userId));
+    const domain = cached?.domain ?? (user && (await this.store.identity.getDomain(user.domainId)));
     if (!user || !domain || user.disabled) {
       attempt.failure = 'user_disabled';
       throw new ApiError('unauthorized', 'Incorrect IAM authentication information: the user is disabled', { code: 'APIGW.0301' });
     }
+    const roles = cached?.roles ?? (await this.store.identity.rolesOf(user.id));
+    if (!cached) this.cache?.setAccessKey(ak, { key: rec, secret, user, domain, roles }, generation, now);
 
     // Reference A.3 step 6: both SDKs send X-Project-Id (BasicCredentials) or X-Domain-Id (GlobalCredentials).
     const headerProject = singleHeader(wire.headers, 'x-project-id');
@@ -251,7 +258,10 @@ export class AccessKeyService {
       throw new ApiError('project_mismatch', 'The IAM user is not authorized to access the API: the credentials are scoped to another domain.');
     }
 
-    if (rec.lastUsedAt === null || now - rec.lastUsedAt >= LAST_USED_RESOLUTION_MS) await this.store.accessKeys.touch(ak, now);
-    return this.iam.principalFor(user, domain, headerProject ?? pathProjectId, 'aksk', ak);
+    if (rec.lastUsedAt === null || now - rec.lastUsedAt >= LAST_USED_RESOLUTION_MS) {
+      await this.store.accessKeys.touch(ak, now);
+      this.cache?.accessKeyUsed(ak, now);
+    }
+    return principalFrom(user, domain, roles, headerProject ?? pathProjectId, 'aksk', ak);
   }
 }

@@ -4,7 +4,7 @@
  * SHA-256 is stored.
  */
 import { ApiError } from '../errors.js';
-import type { IamTokenRecord, ProjectRecord, Store, UserRecord, DomainRecord } from '../store/types.js';
+import type { IamTokenRecord, ProjectRecord, RoleBinding, Store, UserRecord, DomainRecord } from '../store/types.js';
 import type { Principal } from './authz.js';
 import type { Clock } from './clock.js';
 import type { IdentityCache } from './identity-cache.js';
@@ -196,12 +196,19 @@ export class IamService {
   }
 
   async principalFor(user: UserRecord, domain: DomainRecord, scopeProjectId: string | null, via: 'token' | 'aksk', accessKey?: string): Promise<Principal> {
-    const roles = await this.store.identity.rolesOf(user.id);
-    return {
-      userId: user.id, userName: user.name, domainId: domain.id, domainName: domain.name, scopeProjectId, domainAdmin: user.domainAdmin,
-      roles: new Map(roles.map((r) => [r.projectId, r.role])), via, ...(accessKey ? { accessKey } : {}),
-    };
+    return principalFrom(user, domain, await this.store.identity.rolesOf(user.id), scopeProjectId, via, accessKey);
   }
+
+}
+
+/** A principal from identity records already read. */
+export function principalFrom(
+  user: UserRecord, domain: DomainRecord, roles: readonly RoleBinding[], scopeProjectId: string | null, via: 'token' | 'aksk', accessKey?: string,
+): Principal {
+  return {
+    userId: user.id, userName: user.name, domainId: domain.id, domainName: domain.name, scopeProjectId, domainAdmin: user.domainAdmin,
+    roles: new Map(roles.map((r) => [r.projectId, r.role])), via, ...(accessKey ? { accessKey } : {}),
+  };
 }
 
 // A real hash of a random password, so unknown users cost the same time as known ones.

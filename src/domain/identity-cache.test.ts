@@ -48,6 +48,22 @@ describe('identity cache', () => {
     assert.equal(c.project('nope', T), null);
   });
 
+  it('access keys: kept for the TTL with their owner; a recorded use updates the cached copy; clear() drops them', () => {
+    const c = new IdentityCache(5000);
+    const key = { accessKey: 'AK1', userId: 'u1', domainId: 'd1', secretSealed: 's', status: 'active' as const, description: '', createdAt: T, lastUsedAt: null };
+    const user = { id: 'u1', domainId: 'd1', name: 'alice', passwordHash: 'x', domainAdmin: false, disabled: false, passwordExpiresAt: null, createdAt: T };
+    const domain = { id: 'd1', name: 'dom', createdAt: T };
+    c.setAccessKey('AK1', { key, secret: 'sk', user, domain, roles: [{ userId: 'u1', projectId: 'p1', role: 'operator' }] }, c.generation, T);
+    assert.equal(c.accessKey('AK1', T + 4999)?.user.name, 'alice');
+    c.accessKeyUsed('AK1', T + 100);
+    assert.equal(c.accessKey('AK1', T + 200)?.key.lastUsedAt, T + 100);
+    assert.equal(key.lastUsedAt, null, 'the record that was read is not modified');
+    assert.equal(c.accessKey('AK1', T + 5000), undefined, 'gone after the TTL');
+    c.setAccessKey('AK1', { key, secret: 'sk', user, domain, roles: [] }, c.generation, T);
+    c.clear();
+    assert.equal(c.accessKey('AK1', T), undefined);
+  });
+
   it('a TTL of 0 caches nothing', () => {
     const c = new IdentityCache(0);
     c.setPrincipal('h1', { principal: principal(), tokenExpiresAt: T + 60_000 }, c.generation, T);
@@ -65,6 +81,28 @@ describe('identity cache', () => {
 });
 
 describe('identity watch (store decorator)', () => {
+  it('reports access-key writes (insert, update, delete), not their last use or lockout counts', async () => {
+    const raw = await openSqliteStore(':memory:');
+    let changes = 0;
+    const store = watchIdentityChanges(raw, () => { changes++; });
+    try {
+      await store.identity.upsertDomain({ id: 'd'.repeat(32), name: 'dom', createdAt: T });
+      await store.identity.upsertUser({ id: 'u'.repeat(32), domainId: 'd'.repeat(32), name: 'alice', passwordHash: 'x', domainAdmin: false, disabled: false, passwordExpiresAt: null, createdAt: T });
+      changes = 0;
+      await store.accessKeys.insert({ accessKey: 'AK1', userId: 'u'.repeat(32), domainId: 'd'.repeat(32), secretSealed: 's', status: 'active', description: '', createdAt: T, lastUsedAt: null });
+      assert.equal(changes, 1);
+      await store.accessKeys.touch('AK1', T + 1);
+      await store.accessKeys.setLockout('AK1', { failures: 1, lockedUntil: null }, T + 1);
+      await store.accessKeys.get('AK1');
+      assert.equal(changes, 1, 'last use, lockout counts and reads are not changes');
+      await store.accessKeys.update('AK1', { status: 'inactive' });
+      await store.accessKeys.delete('AK1');
+      assert.equal(changes, 3);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('reports identity writes (direct, and in a transaction once it commits), not reads or other writes', async () => {
     const raw = await openSqliteStore(':memory:');
     let changes = 0;

@@ -1,13 +1,15 @@
 /**
  * A short-lived cache of identity reads on the API's hot path: the principal behind an IAM token
- * (keyed by the token's SHA-256) and the project records that authorization checks look up. Validating
- * a token takes four store reads (token, user, domain, role bindings) on every API call, and an SDK or
- * a portal minting console URLs calls with the same token again and again. Like keystonemiddleware's
+ * (keyed by the token's SHA-256), an access key with its owner (keyed by the AK; the signature is
+ * still verified on every call, and lockout state is never cached), and the project records that
+ * authorization checks look up. Validating a credential takes four or five store reads on every API
+ * call, and an SDK or a portal minting console URLs calls with the same credential again and again. Like keystonemiddleware's
  * token cache (300 s by default) — but kept to a few seconds and cleared on every identity change:
  *
  *  - an entry lives at most `ttlMs` (config `iam.identity_cache_seconds`; 0 turns the cache off); a
  *    principal never outlives its token, whose expiry is checked on every hit;
- *  - any change to users, domains, projects or role bindings through this node clears the whole cache
+ *  - any change to users, domains, projects, role bindings or access keys (other than their last-use
+ *    time) through this node clears the whole cache
  *    (gateway.ts wraps the store: store/identity-watch.ts); on PostgreSQL the change is announced to the
  *    other nodes on the cluster bus, which clear theirs. A lost announcement is bounded by `ttlMs`;
  *  - a read that was in flight when the cache was cleared is not kept (`generation`).
@@ -15,10 +17,16 @@
  * Each map is bounded (`maxEntries`, oldest dropped first). Cached values are shared between requests:
  * nothing may modify them (principals are frozen).
  */
-import type { ProjectRecord } from '../store/types.js';
+import type { AccessKeyRecord, DomainRecord, ProjectRecord, RoleBinding, UserRecord } from '../store/types.js';
 import type { Principal } from './authz.js';
 
 export interface CachedPrincipal { principal: Principal; tokenExpiresAt: number }
+
+/**
+ * What an AK/SK call needs besides the signature: the key (status, last use), its SK opened (only in
+ * this process's memory, like the master key that opens it; never logged), and its owner.
+ */
+export interface CachedAccessKey { key: AccessKeyRecord; secret: string; user: UserRecord; domain: DomainRecord; roles: readonly RoleBinding[] }
 
 interface Entry<V> { value: V; until: number; generation: number }
 
@@ -46,11 +54,13 @@ class Bounded<V> {
 export class IdentityCache {
   readonly #principals: Bounded<CachedPrincipal>;
   readonly #projects: Bounded<ProjectRecord | null>;
+  readonly #accessKeys: Bounded<CachedAccessKey>;
   #generation = 0;
 
   constructor(private readonly ttlMs: number, maxEntries = 10_000) {
     this.#principals = new Bounded(maxEntries);
     this.#projects = new Bounded(maxEntries);
+    this.#accessKeys = new Bounded(maxEntries);
   }
 
   get enabled(): boolean { return this.ttlMs > 0; }
@@ -76,12 +86,27 @@ export class IdentityCache {
     if (this.enabled && generation === this.#generation) this.#projects.set(id, value, now + this.ttlMs, generation);
   }
 
+  accessKey(ak: string, now: number): CachedAccessKey | undefined {
+    return this.#accessKeys.get(ak, now, this.#generation);
+  }
+
+  setAccessKey(ak: string, value: CachedAccessKey, generation: number, now: number): void {
+    if (this.enabled && generation === this.#generation) this.#accessKeys.set(ak, value, now + this.ttlMs, generation);
+  }
+
+  /** The key's last use was recorded: cached copies show it, so the next call does not record it again. */
+  accessKeyUsed(ak: string, at: number): void {
+    const e = this.#accessKeys.get(ak, Number.NEGATIVE_INFINITY, this.#generation);
+    if (e) e.key = { ...e.key, lastUsedAt: at };
+  }
+
   /** Forgets everything (an identity change here or on another node). */
   clear(): void {
     this.#generation++;
     this.#principals.clear();
     this.#projects.clear();
+    this.#accessKeys.clear();
   }
 
-  get size(): number { return this.#principals.size + this.#projects.size; }
+  get size(): number { return this.#principals.size + this.#projects.size + this.#accessKeys.size; }
 }

@@ -132,7 +132,9 @@ describe('access keys and audit trail', () => {
       assert.ok(Date.parse(afterUse.credential.last_use_time!) >= Date.parse(afterUse.credential.create_time) + 4000);
     });
 
-    it('PUT inactive disables the key (401 for its signatures), PUT active enables it again', async () => {
+    it('PUT inactive disables the key (401 for its signatures, on the very next call), PUT active enables it again', async () => {
+      const warm = await signedCall(t.url, newKey, { path: `/v2/${f.project_id}/desktops/${f.desktop_id}`, projectId: f.project_id });
+      assert.equal(warm.status, 200, 'the key was just used (and its record cached)');
       const off = await api(`${CREDS}/${newKey.ak}`, { method: 'PUT', json: { credential: { status: 'inactive', description: 'paused' } }, headers: as(demoToken) });
       assert.equal(off.status, 200, off.text);
       const c = (off.body as { credential: Credential }).credential;

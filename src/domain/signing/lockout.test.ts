@@ -42,6 +42,28 @@ describe('AkLockout', () => {
     assert.equal((await lockout.recordFailure(AK)).locked, true);
   });
 
+  it('inspect() hands its reading to recordSuccess: a clean key costs one read and no write; a counted one one write', async () => {
+    const inner = new MemoryLockoutStore();
+    const calls = { get: 0, set: 0 };
+    const port: LockoutStatePort = {
+      get: (ak) => { calls.get++; return inner.get(ak); },
+      set: (ak, st) => { calls.set++; return inner.set(ak, st); },
+    };
+    const lockout = new AkLockout(port, fakeClock().now);
+    const clean = await lockout.inspect(AK);
+    assert.deepEqual(clean.decision, { locked: false });
+    await lockout.recordSuccess(AK, { state: clean.seen });
+    assert.deepEqual(calls, { get: 1, set: 0 });
+    await lockout.recordFailure(AK);
+    calls.get = 0;
+    calls.set = 0;
+    const counted = await lockout.inspect(AK);
+    assert.deepEqual(counted.seen, { failures: 1, lockedUntil: null });
+    await lockout.recordSuccess(AK, { state: counted.seen });
+    assert.deepEqual(calls, { get: 1, set: 1 });
+    assert.equal((await lockout.inspect(AK)).seen?.failures ?? 0, 0, 'the count was cleared');
+  });
+
   it('a locked AK is refused even with a good signature until expiry, then accepted', async () => {
     const clock = fakeClock();
     const lockout = new AkLockout(new MemoryLockoutStore(), clock.now);

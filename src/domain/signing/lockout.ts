@@ -56,7 +56,13 @@ export class AkLockout {
 
   /** Whether the AK is locked now. Does not write. */
   async check(accessKey: string): Promise<LockoutDecision> {
-    return this.decide(await this.state.get(accessKey), this.now());
+    return (await this.inspect(accessKey)).decision;
+  }
+
+  /** `check`, with the state it read: hand it to `recordSuccess` to spare it a second read. */
+  async inspect(accessKey: string): Promise<{ decision: LockoutDecision; seen: LockoutState | undefined }> {
+    const seen = await this.state.get(accessKey);
+    return { decision: this.decide(seen, this.now()), seen };
   }
 
   /** Counts a failed verification; locks the AK when the count exceeds `maxFailures`. */
@@ -77,8 +83,13 @@ export class AkLockout {
   }
 
   /** A verified request resets the count. Writes only when there is something to reset. */
-  async recordSuccess(accessKey: string): Promise<void> {
-    const current = await this.state.get(accessKey);
+  /**
+   * Clears the count after a verified signature. `seen`: the state `inspect` read for this request;
+   * when it was clean nothing is read or written (a failure counted meanwhile by another request then
+   * stays counted until the next success, which errs on the safe side).
+   */
+  async recordSuccess(accessKey: string, seen?: { state: LockoutState | undefined }): Promise<void> {
+    const current = seen ? seen.state : await this.state.get(accessKey);
     if (current && (current.failures !== 0 || current.lockedUntil !== null)) await this.state.set(accessKey, { ...CLEAN });
   }
 
