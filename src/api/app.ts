@@ -5,7 +5,7 @@
  * 'upgrade' event first.
  */
 import { randomUUID } from 'node:crypto';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerFactory } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerFactory } from 'fastify';
 import type { Logger } from 'pino';
 import { ApiError, renderErrorBody } from '../errors.js';
 import { redactUrl } from '../observability/redact.js';
@@ -82,24 +82,35 @@ export async function buildApi(ctx: ApiContext, opts: BuildApiOptions): Promise<
   // Before any route: every registered route is checked against the OpenAPI document by a test.
   trackRoutes(app);
 
-  app.addHook('onRequest', async (req, reply) => {
+  // Hooks in callback style: on every request an async hook costs Fastify a promise round of its own.
+  app.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id);
+    done();
   });
 
   // A draining node (SIGTERM) refuses every API call before doing anything, so a load balancer can
   // send it to another node; only the operations endpoints answer until the node exits.
   const health = opts.health;
   if (health) {
-    app.addHook('onRequest', async (req, reply) => {
-      if (!health.draining() || DRAIN_EXEMPT.has((req.url.split('?')[0] ?? ''))) return;
+    app.addHook('onRequest', (req, reply, done) => {
+      if (!health.draining() || DRAIN_EXEMPT.has((req.url.split('?')[0] ?? ''))) { done(); return; }
       reply.header('connection', 'close');
-      throw new ApiError('unavailable', 'This gateway node is shutting down; send the request again (another node answers it).', { headers: { 'retry-after': '1' } });
+      done(new ApiError('unavailable', 'This gateway node is shutting down; send the request again (another node answers it).', { headers: { 'retry-after': '1' } }));
     });
   }
 
-  app.addHook('onResponse', async (req, reply) => {
+  app.addHook('onResponse', (req, reply, done) => {
+    try {
+      recordResponse(req, reply);
+    } catch (err) {
+      req.log.error({ err, reqId: req.id }, 'recording a finished request failed');
+    }
+    done();
+  });
+
+  const recordResponse = (req: FastifyRequest, reply: FastifyReply) => {
     const action = req.routeOptions.config?.action;
-    req.log.info({ method: req.method, url: redactUrl(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    if ((req.log as unknown as Logger).isLevelEnabled('info')) req.log.info({ method: req.method, url: redactUrl(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
     opts.metrics?.apiRequest(req.method, req.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000);
     if (!action || req.url.startsWith('/vnc/')) return;
     const p = req.principal;
@@ -115,7 +126,7 @@ export async function buildApi(ctx: ApiContext, opts: BuildApiOptions): Promise<
       result: ok ? 'success' : 'failure', code: ok ? String(reply.statusCode) : (reply.getHeader('x-porthole-error-code') as string | undefined) ?? String(reply.statusCode),
       detail: attempt?.failure ? `aksk:${attempt.failure}` : null, domainId: p?.domainId ?? req.auditActor?.domainId ?? attempt?.domainId ?? null,
     });
-  });
+  };
 
   app.setErrorHandler((err, req, reply) => {
     const service = serviceOf(req);
