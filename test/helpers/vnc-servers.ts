@@ -19,9 +19,36 @@ export function requireTools(...tools: string[]): false | string {
   return msg;
 }
 
+/** Displays handed out by this process: servers started together (Promise.all) see no lock file yet. */
+const allocatedDisplays = new Set<number>();
+
+/** TCP ports something listens on (IPv4 and IPv6), from /proc/net. */
+function listeningPorts(): Set<number> {
+  const ports = new Set<number>();
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try { text = readFileSync(file, 'utf8'); } catch { continue; }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[3] === '0A') ports.add(parseInt(f[1]?.split(':').pop() ?? '', 16)); // state 0A = LISTEN
+    }
+  }
+  return ports;
+}
+
+/**
+ * A display number whose X socket, lock file and VNC port (5900 + n) are all free, never one this
+ * process handed out before. Regression: servers started at once used to draw the same random number
+ * (about one run in three with seven servers), and a test then read another server's screen.
+ */
 export function freeDisplay(): number {
-  for (let n = 20 + Math.floor(Math.random() * 60); n < 99; n++) {
-    if (!existsSync(`/tmp/.X11-unix/X${n}`) && !existsSync(`/tmp/.X${n}-lock`)) return n;
+  const busy = listeningPorts();
+  const start = 20 + Math.floor(Math.random() * 60);
+  for (let i = 0; i < 79; i++) {
+    const n = 20 + ((start - 20 + i) % 79);
+    if (allocatedDisplays.has(n) || busy.has(5900 + n) || existsSync(`/tmp/.X11-unix/X${n}`) || existsSync(`/tmp/.X${n}-lock`)) continue;
+    allocatedDisplays.add(n);
+    return n;
   }
   throw new Error('no free X display');
 }
