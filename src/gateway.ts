@@ -91,10 +91,6 @@ export interface StartOptions {
 /** Cluster message: users, domains, projects, roles or access keys changed on the sending node (clear the identity cache). */
 const IDENTITY_CHANGED = 'identity.changed';
 
-function nodeIdOf(config: Readonly<Config>): string {
-  return config.nodeId ?? `${os.hostname()}-${process.pid}`;
-}
-
 function resolveMasterKey(config: Readonly<Config>, log: Logger): Buffer {
   if (config.masterKey) return config.masterKey;
   const file = path.join(config.dataDir, 'master.key');
@@ -220,17 +216,17 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     masterKey.fill(0);
     // Validated IAM tokens' principals, access keys and projects are reused for a few seconds; any
     // identity change through this node clears the cache here and, over the cluster bus, on every other node.
+    const nodeId = config.nodeId ?? `${os.hostname()}-${process.pid}`;
     const identityCache = new IdentityCache(config.iamIdentityCacheSeconds * 1000);
     const announceIdentityChange = () => {
       identityCache.clear();
-      bus?.publish({ type: IDENTITY_CHANGED, from: nodeIdOf(config) }).catch((err: unknown) => log.warn({ err }, 'could not tell the other nodes of an identity change; their cached principals expire on their own'));
+      bus?.publish({ type: IDENTITY_CHANGED, from: nodeId }).catch((err: unknown) => log.warn({ err }, 'could not tell the other nodes of an identity change; their cached principals expire on their own'));
     };
     store = watchIdentityChanges(
       await createStore(config, { onDatabaseError: (err) => log.warn({ err }, 'database connection error') }),
       announceIdentityChange,
     );
     const audit = new AuditService(store, (err) => log.error({ err }, 'audit record failed'));
-    const nodeId = nodeIdOf(config);
     const version = gatewayVersion();
     const metrics = new GatewayMetrics({ nodeId, version, store: store.dialect });
     const iam = new IamService(store, clock, { tokenTtlSeconds: config.iamTokenTtlSeconds, publicUrl: config.publicUrl }, identityCache);

@@ -24,7 +24,4 @@ export class AuditService {
   async flush(): Promise<void> {
     await Promise.all([...this.#inFlight]);
   }
-
-  /** Records not yet written. */
-  get pending(): number { return this.#inFlight.size; }
 }

@@ -169,16 +169,16 @@ export class IamService {
     const now = this.clock.now();
     const cached = this.cache?.principal(hash, now);
     if (cached) {
-      if (cached.tokenExpiresAt <= now) throw new ApiError('token_expired', 'The token must be updated.', { code: 'APIGW.0307' });
+      if (cached.tokenExpiresAt <= now) throw tokenExpired();
       return cached.principal;
     }
     const generation = this.cache?.generation ?? 0;
     const rec = await this.store.identity.getIamToken(hash);
     if (!rec) throw new ApiError('unauthorized', 'Incorrect IAM authentication information: decrypt token fail', { code: 'APIGW.0301' });
-    if (rec.expiresAt <= now) throw new ApiError('token_expired', 'The token must be updated.', { code: 'APIGW.0307' });
+    if (rec.expiresAt <= now) throw tokenExpired();
     const user = await this.store.identity.getUser(rec.userId);
     const domain = user && (await this.store.identity.getDomain(user.domainId));
-    if (!user || !domain || user.disabled) throw new ApiError('token_expired', 'The token must be updated.', { code: 'APIGW.0307' });
+    if (!user || !domain || user.disabled) throw tokenExpired();
     const principal = Object.freeze(await this.principalFor(user, domain, rec.projectId, 'token'));
     this.cache?.setPrincipal(hash, { principal, tokenExpiresAt: rec.expiresAt }, generation, now);
     return principal;
@@ -199,6 +199,11 @@ export class IamService {
     return principalFrom(user, domain, await this.store.identity.rolesOf(user.id), scopeProjectId, via, accessKey);
   }
 
+}
+
+/** 401 APIGW.0307: the token expired, or its user is gone or disabled. */
+function tokenExpired(): ApiError {
+  return new ApiError('token_expired', 'The token must be updated.', { code: 'APIGW.0307' });
 }
 
 /** A principal from identity records already read. */

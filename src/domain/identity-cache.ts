@@ -47,6 +47,8 @@ class Bounded<V> {
     this.#entries.set(key, { value, until, generation });
     if (this.#entries.size > this.maxEntries) this.#entries.delete(this.#entries.keys().next().value as string);
   }
+  /** The entry's value whatever its age or generation (to update it in place). */
+  peek(key: string): V | undefined { return this.#entries.get(key)?.value; }
   clear(): void { this.#entries.clear(); }
   get size(): number { return this.#entries.size; }
 }
@@ -96,7 +98,7 @@ export class IdentityCache {
 
   /** The key's last use was recorded: cached copies show it, so the next call does not record it again. */
   accessKeyUsed(ak: string, at: number): void {
-    const e = this.#accessKeys.get(ak, Number.NEGATIVE_INFINITY, this.#generation);
+    const e = this.#accessKeys.peek(ak);
     if (e) e.key = { ...e.key, lastUsedAt: at };
   }
 

@@ -309,8 +309,7 @@ export interface NodeRepo {
 }
 
 export interface AuditRepo {
-  /** Appends the events in one statement (or a few, for long lists), all or none. */
-  append(...events: AuditEvent[]): Promise<void>;
+  append(e: AuditEvent): Promise<void>;
   /** Newest first. */
   list(filter: AuditFilter): Promise<AuditEvent[]>;
   /** How many events match (limit and offset ignored). */

@@ -29,8 +29,6 @@ function inTransaction<T>(db: Kysely<Database>, fn: (trx: Kysely<Database>) => P
   return db.isTransaction ? fn(db) : db.transaction().execute(fn);
 }
 
-const AUDIT_ROWS_PER_INSERT = 400;
-
 /**
  * A UUIDv7-shaped id (RFC 9562 §5.7): 48 bits of milliseconds, then random bits. Audit ids are only
  * unique keys, but random ones (v4) land on a random page of the primary-key index on every insert;
@@ -448,27 +446,14 @@ class SqlSealedValues implements SealedValueRepo {
 
 class SqlAudit implements AuditRepo {
   constructor(private readonly db: Kysely<Database>, private readonly writes?: WriteQueue) {}
-  async append(...events: AuditEvent[]): Promise<void> {
-    // 16 columns per row: 400 rows stay under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
-    const rows = events.map((e) => ({
+  async append(e: AuditEvent): Promise<void> {
+    const row = {
       id: timeOrderedId(e.at), at: e.at, request_id: e.requestId, actor_user_id: e.actorUserId, actor_name: e.actorName, actor_ak: e.actorAk,
       action: e.action, resource_kind: e.resourceKind, resource_id: e.resourceId, project_id: e.projectId, source_ip: e.sourceIp,
       user_agent: e.userAgent, result: e.result, code: e.code, detail: e.detail, domain_id: e.domainId ?? null,
-    }));
-    if (rows.length === 0) return;
-    if (rows.length === 1 && this.writes) {
-      await this.writes.add('audit_events', rows[0]!);
-      return;
-    }
-    if (rows.length <= AUDIT_ROWS_PER_INSERT) {
-      await this.db.insertInto('audit_events').values(rows).execute();
-      return;
-    }
-    await inTransaction(this.db, async (trx) => {
-      for (let i = 0; i < rows.length; i += AUDIT_ROWS_PER_INSERT) {
-        await trx.insertInto('audit_events').values(rows.slice(i, i + AUDIT_ROWS_PER_INSERT)).execute();
-      }
-    });
+    };
+    if (this.writes) await this.writes.add('audit_events', row);
+    else await this.db.insertInto('audit_events').values(row).execute();
   }
   private filtered(filter: AuditFilter) {
     let q = this.db.selectFrom('audit_events');

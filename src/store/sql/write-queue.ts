@@ -10,8 +10,8 @@
  * (bench/ANALYSIS.md, "Minting").
  *
  * If the batch fails, its rows are retried one by one, so one bad row (a duplicate key) fails only its
- * own caller and the others still commit; when the database is unreachable every caller fails at once. Statements stay under the bound-parameter limits of both
- * dialects (SQLite 32,766, PostgreSQL 65,535).
+ * own caller and the others still commit; when the database is unreachable every caller fails at once.
+ * Statements stay under the bound-parameter limits of both dialects (SQLite 32,766, PostgreSQL 65,535).
  */
 import type { Insertable, Kysely } from 'kysely';
 import { isStoreUnavailable } from '../errors.js';
