@@ -368,12 +368,16 @@ export class AssistanceService {
     return null;
   }
 
-  /** A session started: a helper is now connected; the page's key (if offered) is bound to the session. */
+  /**
+   * A session started: a helper is now connected; the page's key (if offered) is bound to the session.
+   * Pages of other machines than desktops are bound too, with role `none`, so that the page's one
+   * question gets "nothing to show" rather than a 404 in the browser's console.
+   */
   async started(grant: ConsoleGrant, session: ConsoleSessionRecord, pageKey: string | null): Promise<void> {
-    if (grant.resource.kind !== 'desktop') return;
     let role: AssistPageRecord['role'] = 'none';
     let helperId: string | null = null;
-    if (grant.token.purpose === 'assist-viewer' || grant.token.purpose === 'assist-control') {
+    const desktop = grant.resource.kind === 'desktop'; // remote assistance is a Workspace feature
+    if (desktop && (grant.token.purpose === 'assist-viewer' || grant.token.purpose === 'assist-control')) {
       const helper = await this.store.assistance.findHelperByToken(grant.token.tokenHash);
       if (helper) {
         // The session id first, whatever the state: were the space closed meanwhile, `tick` finds the session by it and ends it.
@@ -382,7 +386,7 @@ export class AssistanceService {
         role = 'helper';
         helperId = helper.id;
       }
-    } else if (grant.token.userId !== null) {
+    } else if (desktop && grant.token.userId !== null) {
       const user = await this.store.identity.getUser(grant.token.userId);
       const project = await this.store.identity.getProject(grant.resource.projectId);
       if (user && project && user.domainId === project.domainId && isAssignedUser(grant.resource.attributes, user.name)) role = 'user';

@@ -142,6 +142,14 @@ describe('remote assistance lifecycle', () => {
     clients.push(opPage.client);
     assert.deepEqual((await pageState(t, opPage.key)).body, { role: 'none', poll_ms: null });
     assert.equal((await pageAction(t, opPage.key, 'accept')).status, 403);
+    // Regression: the page of a cloud server's console asked and got 404 (an error in every browser console).
+    const ecs = await call(`${t.url}/v1/${t.gw.demo!.facts.project_id}/cloudservers/${t.gw.demo!.facts.cloudserver_id}/remote_console`, {
+      headers: { 'x-auth-token': who.user }, json: { remote_console: { protocol: 'vnc', type: 'novnc' } },
+    });
+    assert.equal(ecs.status, 200, ecs.text);
+    const ecsPage = await connectPage(t, (ecs.body as { remote_console: { url: string } }).remote_console.url);
+    clients.push(ecsPage.client);
+    assert.deepEqual((await pageState(t, ecsPage.key)).body, { role: 'none', poll_ms: null });
     // Unknown or missing keys.
     assert.equal((await pageState(t, newKey())).status, 404);
     assert.equal((await call(`${t.url}/assist/v1/page`)).status, 401);
