@@ -4,7 +4,8 @@
  * real gateway on port 0. Nothing else wires components together.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { makePrivateDir, restrictFiles } from './private-files.js';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -95,13 +96,14 @@ function resolveMasterKey(config: Readonly<Config>, log: Logger): Buffer {
   if (config.masterKey) return config.masterKey;
   const file = path.join(config.dataDir, 'master.key');
   if (existsSync(file)) {
+    restrictFiles(file);
     const text = readFileSync(file, 'utf8').trim();
     if (!/^[0-9a-f]{64}$/.test(text)) throw new Error(`${file} is not a 64-hex-character key`);
     return Buffer.from(text, 'hex');
   }
   const key = randomBytes(32);
   writeFileSync(file, key.toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
-  chmodSync(file, 0o600);
+  restrictFiles(file);
   log.warn({ file }, 'generated a new master key; back it up: stored secrets cannot be read without it');
   return key;
 }
@@ -190,7 +192,7 @@ function adminServices(o: { config: Readonly<Config>; store: Store; secrets: Sec
 export async function startGateway(baseConfig: Readonly<Config>, opts: StartOptions = {}): Promise<Gateway> {
   const log = opts.logger ?? pino({ level: baseConfig.logLevel, serializers: logSerializers, redact: { paths: redactPaths, censor: '[redacted]' } }, opts.logDestination);
   const clock = opts.clock ?? systemClock;
-  mkdirSync(baseConfig.dataDir, { recursive: true, mode: 0o700 });
+  makePrivateDir(baseConfig.dataDir);
 
   // Listen first so a derived public URL carries the real port (port 0 in tests).
   const server = http.createServer();

@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
+import { restrictFiles } from '../private-files.js';
 import { deriveDomainId, deriveProjectId, deriveResourceId, type FleetSpec } from '../domain/fleet.js';
 
 export interface DemoFacts {
@@ -52,7 +53,9 @@ export function loadOrCreateDemoFacts(dataDir: string, publicUrl: string): DemoF
 }
 
 export function writeDemoFacts(dataDir: string, facts: DemoFacts): void {
-  writeFileSync(path.join(dataDir, 'demo.json'), JSON.stringify(facts, null, 2) + '\n', { mode: 0o600 });
+  const file = path.join(dataDir, 'demo.json');
+  writeFileSync(file, JSON.stringify(facts, null, 2) + '\n', { mode: 0o600 });
+  restrictFiles(file);
 }
 
 /** The demo as a fleet, pointing every machine at the demo desktop on `vncPort`. */

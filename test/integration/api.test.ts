@@ -242,6 +242,27 @@ describe('seed APIs', () => {
     });
   });
 
+  // A HEAD on a console route that is a GET minted a console token (Fastify answers HEAD for every GET route):
+  // a HEAD must have no side effect.
+  it('HEAD on the GET console routes mints nothing', async () => {
+    const tokens = async () => {
+      const r = await call(`${t.url}/admin/v1/console-tokens`, { headers: { 'x-auth-token': token } });
+      assert.equal(r.status, 200, r.text);
+      return (r.body as { count: number }).count;
+    };
+    const before = await tokens();
+    for (const path of [`/v1/${f.project_id}/physicalservers/${f.physicalserver_id}/remote-console-address`, `/v2/${f.project_id}/desktops/${f.desktop_id}/remote-consoles`]) {
+      const r = await fetch(`${t.url}${path}`, { method: 'HEAD', headers: { 'x-auth-token': token } });
+      assert.equal(r.status, 404, path);
+      assert.match(r.headers.get('x-request-id') ?? '', /^[0-9a-f]{32}$/);
+    }
+    assert.equal(await tokens(), before, 'no console token was minted by a HEAD');
+    // A GET of the same route still mints one: the count above can move.
+    const g = await call(`${t.url}/v2/${f.project_id}/desktops/${f.desktop_id}/remote-consoles`, { headers: { 'x-auth-token': token } });
+    assert.equal(g.status, 200, g.text);
+    assert.equal(await tokens(), before + 1);
+  });
+
   it('answers unknown routes with 404 APIGW.0101 and always sends X-Request-Id', async () => {
     for (const path of ['/v1/nothing', '/v9/x/y', `/v1/${f.project_id}/cloudservers/${f.cloudserver_id}/remote_console`]) {
       const r = await call(`${t.url}${path}`, { method: 'GET' });

@@ -72,7 +72,7 @@ export function registerConsoleRoutes(app: FastifyInstance, ctx: ApiContext, aut
     });
 
   app.get<{ Params: { project_id: string; id: string } }>('/v1/:project_id/physicalservers/:id/remote-console-address',
-    { config: { service: 'clouddc', action: 'clouddc:physicalServers:console' } }, async (req, reply) => {
+    { config: { service: 'clouddc', action: 'clouddc:physicalServers:console' }, exposeHeadRoute: false }, async (req, reply) => {
       const { project_id: projectId, id } = req.params;
       const principal = await guard(req, projectId, 'physicalserver', id, 'clouddc:physicalServers:console');
       const server = await ctx.store.inventory.getResource(projectId, 'physicalserver', id);
@@ -84,7 +84,7 @@ export function registerConsoleRoutes(app: FastifyInstance, ctx: ApiContext, aut
     });
 
   app.get<{ Params: { project_id: string; desktop_id: string } }>('/v2/:project_id/desktops/:desktop_id/remote-consoles',
-    { config: { service: 'workspace', action: 'workspace:desktops:createConsole' } }, async (req, reply) => {
+    { config: { service: 'workspace', action: 'workspace:desktops:createConsole' }, exposeHeadRoute: false }, async (req, reply) => {
       const { project_id: projectId, desktop_id: id } = req.params;
       const principal = await guard(req, projectId, 'desktop', id, 'workspace:desktops:createConsole');
       const { url } = await ctx.consoles.mint(projectId, 'desktop', id, { userId: principal.userId });

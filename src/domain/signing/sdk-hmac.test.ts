@@ -171,8 +171,9 @@ describe('canonicalization', () => {
     assert.equal(canonicalUri("/x(y)*!'", false), '/x%28y%29%2A%21%27/');
   });
 
-  it('query: + is not a space, a name without = has an empty value, empty pairs are skipped', () => {
-    assert.equal(canonicalQueryString('a=1+2'), 'a=1%2B2');
+  it('query: + is a space (as the route parser reads it), a name without = has an empty value, empty pairs are skipped', () => {
+    assert.equal(canonicalQueryString('a=1+2'), 'a=1%202');
+    assert.equal(canonicalQueryString('a=1%2B2'), 'a=1%2B2');
     assert.equal(canonicalQueryString('a=1%202'), 'a=1%202');
     assert.equal(canonicalQueryString('flag&&b=2'), 'b=2&flag=');
     assert.equal(canonicalQueryString(''), '');
@@ -364,6 +365,32 @@ describe('NODE double-encoding quirk and payload hash', () => {
     const signed = signRequest(base, { accessKey: AK, secretKey: SK, now: NOW, signedHeaders: 'go', decodePath: true });
     const req = { ...base, headers: { ...base.headers, 'x-sdk-date': signed['X-Sdk-Date'], authorization: signed.Authorization } };
     assert.deepEqual(verifyWire(req, SK, NOW), { ok: true });
+  });
+
+  // security #14: one canonical form per request. A query signed with `%2B` (a literal plus) must not verify when
+  // sent as `+`, which the route's query parser reads as a space: the signature would cover another value.
+  it('security #14: a query signed as %2B does not verify when sent as + (read as a space)', () => {
+    const req = signedRequest({ rawQuery: 'name=a%2Bb' });
+    assert.deepEqual(verifyWire(req, SK, NOW), { ok: true });
+    assert.equal(reason(verifyWire({ ...req, rawQuery: 'name=a+b' }, SK, NOW)), 'signature_mismatch');
+    // And the other way round: a space sent as + verifies only as a space.
+    const spaced = signedRequest({ rawQuery: 'name=a+b' });
+    assert.deepEqual(verifyWire(spaced, SK, NOW), { ok: true });
+    assert.deepEqual(verifyWire({ ...spaced, rawQuery: 'name=a%20b' }, SK, NOW), { ok: true });
+    assert.equal(reason(verifyWire({ ...spaced, rawQuery: 'name=a%2Bb' }, SK, NOW)), 'signature_mismatch');
+  });
+
+  // security #14: a double-encoded path (`%2541` = the literal text `%41`) names another resource than `%41` (= `A`),
+  // yet its decoded (GO) form equals the NODE form of the single-encoded path, so one signature covered both.
+  it('security #14: a signature over a path does not verify for its double-encoded twin', () => {
+    const req = signedRequest({ rawPath: '/v1/proj123/cloudservers/srv%41/remote_console' });
+    assert.deepEqual(verifyWire(req, SK, NOW), { ok: true });
+    assert.equal(reason(verifyWire({ ...req, rawPath: '/v1/proj123/cloudservers/srv%2541/remote_console' }, SK, NOW)), 'signature_mismatch');
+    // A GO client's signature over the decoded path still verifies for the path it sent.
+    const base: WireRequest = { method: 'POST', rawPath: '/v1/proj123/cloudservers/srv%41/remote_console', rawQuery: '', headers: { 'x-project-id': 'proj123' }, body: Buffer.from(NODE_BODY) };
+    const signed = signRequest(base, { accessKey: AK, secretKey: SK, now: NOW, signedHeaders: 'go', decodePath: true });
+    const goReq = { ...base, headers: { ...base.headers, 'x-sdk-date': signed['X-Sdk-Date'], authorization: signed.Authorization } };
+    assert.deepEqual(verifyWire(goReq, SK, NOW), { ok: true });
   });
 
   it('X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD is honoured: the body is not covered', () => {

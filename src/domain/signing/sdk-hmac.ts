@@ -126,17 +126,23 @@ function hexValue(c: number | undefined): number {
 }
 
 /**
- * Percent-decodes to bytes. `+` stays `+` (both SDKs send a space as `%20`: GO rewrites `+` to
- * `%20`, NODE uses querystring). A `%` not followed by two hex digits is kept literally rather
- * than rejected: the request then simply fails to verify, and this function cannot throw.
+ * Percent-decodes to bytes. In a path `+` stays `+`; with `plusIsSpace` (queries) it is a space, as
+ * the route's query parser reads it — so a signature covers the value the route acts on (both SDKs
+ * send a space as `%20` and a plus as `%2B`, so they sign the same either way). A `%` not followed by
+ * two hex digits is kept literally rather than rejected: the request then simply fails to verify,
+ * and this function cannot throw.
  */
-export function percentDecode(s: string): Buffer {
+export function percentDecode(s: string, plusIsSpace = false): Buffer {
   const src = Buffer.from(s, 'utf8');
-  if (!src.includes(0x25)) return src;
+  if (!src.includes(0x25) && !(plusIsSpace && src.includes(0x2b))) return src;
   const out = Buffer.alloc(src.length);
   let j = 0;
   for (let i = 0; i < src.length; i++) {
     const c = src[i] ?? 0;
+    if (c === 0x2b && plusIsSpace) {
+      out[j++] = 0x20;
+      continue;
+    }
     if (c === 0x25) {
       const hi = hexValue(src[i + 1]);
       const lo = hexValue(src[i + 2]);
@@ -168,7 +174,7 @@ export function canonicalUri(rawPath: string, decode = false): string {
 }
 
 /**
- * Decodes the raw query and re-encodes it: names sorted by byte order, one `name=value` per value,
+ * Decodes the raw query (`+` is a space, as the route reads it) and re-encodes it: names sorted by byte order, one `name=value` per value,
  * values sorted, joined with `&` (GO `CanonicalQueryString`). A name without `=` has the value ''.
  */
 export function canonicalQueryString(rawQuery: string): string {
@@ -177,8 +183,8 @@ export function canonicalQueryString(rawQuery: string): string {
   for (const pair of rawQuery.split('&')) {
     if (pair === '') continue;
     const eq = pair.indexOf('=');
-    const name = percentDecode(eq < 0 ? pair : pair.slice(0, eq));
-    const value = percentDecode(eq < 0 ? '' : pair.slice(eq + 1));
+    const name = percentDecode(eq < 0 ? pair : pair.slice(0, eq), true);
+    const value = percentDecode(eq < 0 ? '' : pair.slice(eq + 1), true);
     const key = name.toString('latin1'); // a lossless Map key for arbitrary bytes
     const entry = byName.get(key);
     if (entry) entry.values.push(value);
@@ -330,12 +336,23 @@ export function verifySignature(req: WireRequest, parsed: ParsedAuthorization, s
 
   const expected = Buffer.from(parsed.signature, 'hex');
   if (expected.length !== 32 || !/^[0-9a-f]{64}$/.test(parsed.signature)) return fail('authorization_malformed');
-  const pathForms = req.rawPath.includes('%') ? [false, true] : [false];
+  const pathForms = pathFormsOf(req.rawPath);
   for (const decodePath of pathForms) {
     const actual = hmac(secretKey, stringToSign(canonicalRequest(req, parsed.signedHeaders, { decodePath }), sdkDate));
     if (timingSafeEqual(actual, expected)) return { ok: true };
   }
   return fail('signature_mismatch');
+}
+
+/**
+ * Which canonical paths a request may have been signed over: the path as received (NODE), and the
+ * decoded path (GO) when it has escapes — but not when the decoded path still holds a `%`. Such a
+ * path is double-encoded (`%2541` is the text `%41`), and its GO form is the NODE form of another
+ * request (`%41`, which the router reads as `A`): accepting it would let one signature cover both.
+ */
+function pathFormsOf(rawPath: string): boolean[] {
+  if (!rawPath.includes('%')) return [false];
+  return percentDecode(rawPath).includes(0x25) ? [false] : [false, true];
 }
 
 /**
