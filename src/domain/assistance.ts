@@ -227,14 +227,18 @@ export class AssistanceService {
     return s ? this.fresh(s) : undefined;
   }
 
-  /** ShowDesktopRemoteAssistanceInfo's body. */
-  view(s: ShareSpaceRecord): ShareSpaceView {
+  /**
+   * ShowDesktopRemoteAssistanceInfo's body. The password only when `opts.password` (the caller may open
+   * the desktop's console: routes/assistance.ts) and the space is active; else "" (the field stays a
+   * string, as the SDKs' models expect): a closed space's password is nobody's business.
+   */
+  view(s: ShareSpaceRecord, opts: { password: boolean }): ShareSpaceView {
     const link = (base: string) => `${base}/assist/join?code=${s.invitationCode}`;
     return {
       share_space_id: s.id,
       invitation_code: s.invitationCode,
       share_space_name: s.name,
-      share_space_passwd: this.deps.secrets.open(s.passwordSealed, this.aad(s.id)),
+      share_space_passwd: opts.password && isActive(s) ? this.deps.secrets.open(s.passwordSealed, this.aad(s.id)) : '',
       private_share_link: link(this.opts.privateShareUrl),
       internet_share_link: link(this.opts.internetShareUrl),
       create_time: apiTime(s.createdAt),

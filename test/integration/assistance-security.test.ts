@@ -1,0 +1,97 @@
+/**
+ * Remote assistance: who may obtain a share space's password and join, and what a removal does to it
+ * (security review #7 and #8). The cast: the desktop's own user (demo: domain admin, may open the
+ * console), a helpdesk operator, a viewer, and `vera`, a second user with only the viewer role who is
+ * assigned to the desktop in some tests (a shared desktop: two assigned users).
+ */
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import type { RfbTestClient } from '../helpers/rfb-client.js';
+import { call, startTestGateway, type HttpResult, type TestGateway } from '../helpers/gateway.js';
+import {
+  addDemoUser, cancel, cast, create, join, respond, show, space,
+  type Cast, type ShareSpace,
+} from '../helpers/assistance.js';
+
+describe('remote assistance security', () => {
+  let t: TestGateway;
+  let who: Cast;
+  let vera: string;
+  const clients: RfbTestClient[] = [];
+
+  const desktopId = () => t.gw.demo!.facts.desktop_id;
+  const admin = (method: string, p: string, json?: unknown) =>
+    call(`${t.url}${p}`, { method, headers: { 'x-auth-token': who.user }, ...(json === undefined ? {} : { json }) });
+  const code = (r: HttpResult) => (r.body as { error_code?: string } | undefined)?.error_code;
+
+  /** Makes exactly `names` the desktop's assigned users. */
+  async function assignOnly(names: string[]): Promise<void> {
+    const d = await t.gw.store.inventory.getResource(t.gw.demo!.facts.project_id, 'desktop', desktopId());
+    const now = new Set<string>([...(Array.isArray(d!.attributes.user_list) ? d!.attributes.user_list as string[] : []),
+      ...(typeof d!.attributes.user_name === 'string' ? [d!.attributes.user_name] : [])]);
+    for (const n of names) if (!now.has(n)) assert.equal((await admin('POST', `/admin/v1/desktops/${desktopId()}/users`, { user_name: n })).status, 200);
+    for (const n of now) if (!names.includes(n)) assert.equal((await admin('DELETE', `/admin/v1/desktops/${desktopId()}/users/${n}`)).status, 200);
+  }
+
+  /** No active space on the desktop. */
+  async function closeAny(): Promise<void> {
+    const s = await show(t, who.helpdesk);
+    if (s.status === 200 && (s.body as ShareSpace).status !== 'CLOSE') assert.equal((await cancel(t, who.helpdesk)).status, 204);
+  }
+
+  before(async () => {
+    t = await startTestGateway();
+    who = await cast(t);
+    vera = await addDemoUser(t, 'vera', 'viewer');
+  });
+  beforeEach(async () => {
+    await closeAny();
+    await assignOnly([t.gw.demo!.facts.user]);
+  });
+  after(async () => {
+    for (const c of clients) c.close();
+    await t?.close();
+  });
+
+  it('security #7: an assigned user with only the viewer role cannot create a share space (self-initiated or not)', async () => {
+    await assignOnly(['vera']);
+    const r = await create(t, vera);
+    assert.equal(r.status, 403, r.text);
+    assert.equal(code(r), 'APIGW.0302');
+    assert.equal((await show(t, who.helpdesk)).status, 404, 'no share space was made');
+    // Opening the console of that desktop needs the same right.
+    const consoleUrl = await call(`${t.url}/v2/${t.gw.demo!.facts.project_id}/desktops/${desktopId()}/remote-consoles`, { headers: { 'x-auth-token': vera } });
+    assert.equal(consoleUrl.status, 403);
+  });
+
+  it('security #7: an assigned viewer never reads the join password: not from GET, not from the answer to accept', async () => {
+    await assignOnly(['vera']);
+    assert.equal((await create(t, who.helpdesk)).status, 200);
+    const seen = await show(t, vera);
+    assert.equal(seen.status, 200, seen.text);
+    assert.equal((seen.body as ShareSpace).share_space_passwd, '');
+    assert.match((seen.body as ShareSpace).invitation_code, /^[A-Z0-9]{8}$/, 'the rest of the seed body is there');
+    const accepted = await respond(t, vera, 'accept');
+    assert.equal(accepted.status, 200, accepted.text);
+    assert.equal((accepted.body as ShareSpace).status, 'WAIT_USER_ACCESS');
+    assert.equal((accepted.body as ShareSpace).share_space_passwd, '');
+    // The operator who asked gets it, and it is the one that joins.
+    const s = await space(t, who.helpdesk);
+    assert.match(s.share_space_passwd, /^[A-Za-z0-9]{12}$/);
+    assert.equal((await join(t, s)).status, 200);
+  });
+
+  it('a closed share space shows no password (GET and the answer to close)', async () => {
+    assert.equal((await create(t, who.user)).status, 200);
+    assert.match((await space(t, who.user)).share_space_passwd, /^[A-Za-z0-9]{12}$/);
+    const closed = await respond(t, who.user, 'close');
+    assert.equal(closed.status, 200);
+    assert.equal((closed.body as ShareSpace).status, 'CLOSE');
+    assert.equal((closed.body as ShareSpace).share_space_passwd, '');
+    for (const token of [who.user, who.helpdesk]) {
+      const s = await space(t, token);
+      assert.equal(s.status, 'CLOSE');
+      assert.equal(s.share_space_passwd, '', 'a string still, for the SDKs');
+    }
+  });
+});
