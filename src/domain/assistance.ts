@@ -11,6 +11,16 @@
  * - An administrator's request (ADMIN_INITIATE) waits for the desktop's assigned user to accept, on
  *   their console page (banner) or through the API; nothing can be joined before. A request by the
  *   assigned user themself (ENDUSER_INITIATE) is their consent and starts at WAIT_USER_ACCESS.
+ * - Who may join (security #7). The join page has no sign-in: the password is the helper's capability,
+ *   so the rule rests on who can get it. Creating a space needs the right to open the desktop's console,
+ *   and the password is shown (API GET) only to callers with that right and only while the space is
+ *   active. So whoever obtains it from the gateway could already watch the desktop through their own
+ *   console: joining anonymously gives them nothing more, and a viewer (even one assigned to the
+ *   desktop) never gets it. Consent protects the desktop's users from third parties: the person who
+ *   consents is never the watcher. A join that carries IAM credentials names its helper, and is refused
+ *   (403) when that user is on the desktop's side: the user who asked for an ENDUSER_INITIATE space, or
+ *   any assigned user of the desktop. An ADMIN_INITIATE space's initiator (the helpdesk) may join: the
+ *   consent came from the desktop's users, which is the point of the request.
  * - One active space per desktop (the store enforces it across nodes). A space closes as `expired`
  *   `ttl_seconds` after its creation, whatever its state.
  * - Join: code + password on the join page. Attempts are counted in the store, per space and per
@@ -74,6 +84,9 @@ export interface AssistanceOptions {
   /** Longest console session: page bindings older than this (plus a margin) belong to no live session. */
   maxSessionSeconds: number;
 }
+
+/** The IAM user whose credentials a join request carried (routes/assistance.ts authenticated them). */
+export interface Joiner { userId: string; userName: string; domainId: string }
 
 /** Who acts, for the audit trail. */
 export interface Actor {
@@ -277,7 +290,11 @@ export class AssistanceService {
   // -------------------------------------------------------------------------------------------
   // Join (the join page; no IAM credentials: code + password, locked out per space and per address)
 
-  async join(input: { code: unknown; password: unknown; name: unknown }, actor: Actor): Promise<{ consoleUrl: string; helperId: string; shareSpaceId: string }> {
+  /**
+   * `joiner`: the IAM user the join request carried credentials of, if any (helpers need none). Such a
+   * join is refused when that user is on the desktop's side of the consent (see the module doc).
+   */
+  async join(input: { code: unknown; password: unknown; name: unknown }, actor: Actor, joiner: Joiner | null = null): Promise<{ consoleUrl: string; helperId: string; shareSpaceId: string }> {
     const code = typeof input.code === 'string' ? input.code.trim().toUpperCase() : '';
     const password = typeof input.password === 'string' ? input.password.trim() : '';
     if (code === '' || password === '' || password.length > MAX_PASSWORD_INPUT || code.length > 32) throw ph('bad_request', 400, 'Enter the invitation code and the password.');
@@ -314,6 +331,10 @@ export class AssistanceService {
     const s = space as ShareSpaceRecord;
     await this.store.assistance.releaseAttempt(spaceKey as string);
     await this.store.assistance.clearAttempts(addrKey);
+    if (joiner && (await this.onUsersSide(s, joiner))) {
+      this.recordJoinFailure(s, actor, name, 'own_space');
+      throw ph('forbidden', 403, 'You asked for or agreed to this remote assistance as the desktop\'s user: you cannot also join it as a helper.');
+    }
     if (s.status === 'WAIT_USER_CONFIRM') {
       this.recordJoinFailure(s, actor, name, 'not_accepted');
       throw ph('conflict', 409, 'The desktop user has not accepted the remote assistance yet. Try again once they have.');
@@ -338,6 +359,15 @@ export class AssistanceService {
     return { consoleUrl: `${u.pathname}${u.search}&view_only=1`, helperId: helper.id, shareSpaceId: s.id };
   }
 
+  /** Is `j` the desktop's side of the consent: the user who asked for an ENDUSER_INITIATE space, or an assigned user of the desktop? */
+  private async onUsersSide(s: ShareSpaceRecord, j: Joiner): Promise<boolean> {
+    if (s.initiatorType === 'ENDUSER_INITIATE' && s.createdByUserId === j.userId) return true;
+    const project = await this.store.identity.getProject(s.projectId);
+    if (!project || project.domainId !== j.domainId) return false; // user names are per domain
+    const desktop = await this.store.inventory.getResource(s.projectId, 'desktop', s.desktopId);
+    return desktop !== undefined && isAssignedUser(desktop.attributes, j.userName);
+  }
+
   private async refuseIfLocked(key: string, now: number, space: ShareSpaceRecord | null, actor: Actor, name: string): Promise<void> {
     const rec = await this.store.assistance.getAttempts(key);
     if (rec?.lockedUntil != null && rec.lockedUntil > now) throw this.lockedError(rec.lockedUntil, now, space, actor, name);
@@ -351,7 +381,7 @@ export class AssistanceService {
 
   private recordJoinFailure(space: ShareSpaceRecord | null, actor: Actor, name: string, why: string): void {
     this.deps.audit.record({
-      at: this.now(), requestId: actor.requestId ?? null, actorUserId: null, actorName: name, actorAk: null, action: 'assistance:join',
+      at: this.now(), requestId: actor.requestId ?? null, actorUserId: actor.userId, actorName: name, actorAk: null, action: 'assistance:join',
       resourceKind: space ? 'desktop' : null, resourceId: space?.desktopId ?? null, projectId: space?.projectId ?? null, sourceIp: actor.sourceIp,
       userAgent: actor.userAgent, result: 'failure', code: why, detail: space ? `share_space=${space.id}` : null,
     });

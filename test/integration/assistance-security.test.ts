@@ -9,7 +9,7 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import type { RfbTestClient } from '../helpers/rfb-client.js';
 import { call, startTestGateway, type HttpResult, type TestGateway } from '../helpers/gateway.js';
 import {
-  addDemoUser, cancel, cast, create, join, respond, show, space,
+  addDemoUser, auditActions, cancel, cast, create, join, respond, show, space,
   type Cast, type ShareSpace,
 } from '../helpers/assistance.js';
 
@@ -79,6 +79,33 @@ describe('remote assistance security', () => {
     const s = await space(t, who.helpdesk);
     assert.match(s.share_space_passwd, /^[A-Za-z0-9]{12}$/);
     assert.equal((await join(t, s)).status, 200);
+  });
+
+  it('security #7: a join that carries the credentials of the desktop\'s own user (who consented) is refused, anonymous or another user\'s is not', async () => {
+    // ENDUSER_INITIATE by the desktop's user: they asked and consented, so they are not its helper.
+    const c = await create(t, who.user);
+    assert.equal((c.body as { initiator_type: string }).initiator_type, 'ENDUSER_INITIATE');
+    const s = await space(t, who.user);
+    const self = await join(t, s, 'me', { 'x-auth-token': who.user });
+    assert.equal(self.status, 403, self.text);
+    assert.equal(code(self), 'PH.0403');
+    assert.equal((await space(t, who.user)).status, 'WAIT_USER_ACCESS', 'the refused join opened nothing');
+    // A wrong token is not treated as no token.
+    assert.equal((await join(t, s, 'me', { 'x-auth-token': 'not-a-token' })).status, 401);
+    const helpdesk = await join(t, s, 'Hank', { 'x-auth-token': who.helpdesk });
+    assert.equal(helpdesk.status, 200, helpdesk.text);
+    assert.equal((await cancel(t, who.user)).status, 204);
+
+    // ADMIN_INITIATE accepted by an assigned viewer: the viewer, signed in, is refused too.
+    await assignOnly(['vera']);
+    assert.equal((await create(t, who.helpdesk)).status, 200);
+    assert.equal((await respond(t, vera, 'accept')).status, 200);
+    const s2 = await space(t, who.helpdesk);
+    const byVera = await join(t, s2, 'vera', { 'x-auth-token': vera });
+    assert.equal(byVera.status, 403, byVera.text);
+    assert.equal(code(byVera), 'PH.0403');
+    const actions = await auditActions(t);
+    assert.ok(actions.includes('assistance:join:failure'));
   });
 
   it('a closed share space shows no password (GET and the answer to close)', async () => {

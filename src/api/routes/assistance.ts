@@ -18,7 +18,9 @@
  * Browser endpoints (no IAM credentials; errors `{error_code: "PH.0xxx", error_msg, request_id}`):
  * - `GET /assist/join` (+ its files): the join page, strict CSP
  * - `POST /assist/v1/join` `{code, password, name}` → `{console_url, share_space_id}` (locked out after
- *   wrong attempts: 401 PH.0401, then 429 PH.0429 with Retry-After)
+ *   wrong attempts: 401 PH.0401, then 429 PH.0429 with Retry-After). No credentials needed; IAM
+ *   credentials when sent (X-Auth-Token or AK/SK) are checked and identify the helper: 403 PH.0403
+ *   for the desktop's own side (domain/assistance.ts, "Who may join")
  * - `GET /assist/v1/page`, `POST /assist/v1/page/actions`: the console page's channel, authenticated
  *   by its page key (`X-Porthole-Page-Key`, domain/assist-page-key.ts)
  */
@@ -55,6 +57,13 @@ function browserJson(req: FastifyRequest): Record<string, unknown> {
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ApiError('bad_request', 'The body must be a JSON object.', { code: 'PH.0400' });
   return body as Record<string, unknown>;
+}
+
+/** Does the request carry IAM credentials (a token or an AK/SK signature)? */
+function hasCredentials(req: FastifyRequest): boolean {
+  const token = req.headers['x-auth-token'];
+  const authz = req.headers.authorization;
+  return (typeof token === 'string' && token !== '') || (typeof authz === 'string' && authz !== '');
 }
 
 function pageKeyOf(req: FastifyRequest): string | undefined {
@@ -143,7 +152,12 @@ export function registerAssistanceRoutes(app: FastifyInstance, ctx: ApiContext, 
 
   app.post('/assist/v1/join', { config: { service: 'console' } }, async (req, reply) => {
     const body = browserJson(req);
-    const joined = await svc.join({ code: body.code, password: body.password, name: body.name }, actorOf(req, { userId: null, userName: null }));
+    // Helpers need no credentials; a request that carries some is authenticated (a bad one is refused,
+    // not taken as anonymous) and names the helper, whom the domain then checks (domain/assistance.ts).
+    const signedIn = hasCredentials(req) ? await authenticate(req) : null;
+    const joined = await svc.join({ code: body.code, password: body.password, name: body.name },
+      actorOf(req, { userId: signedIn?.userId ?? null, userName: signedIn?.userName ?? null }),
+      signedIn && { userId: signedIn.userId, userName: signedIn.userName, domainId: signedIn.domainId });
     setNoStore(reply);
     return { console_url: joined.consoleUrl, share_space_id: joined.shareSpaceId };
   });
