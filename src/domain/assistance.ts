@@ -8,9 +8,16 @@
  *          │                             │                                   │
  *          └──decline / cancel / close / expiry (any active state) ──────────┴──► CLOSE
  *
- * - An administrator's request (ADMIN_INITIATE) waits for the desktop's assigned user to accept, on
- *   their console page (banner) or through the API; nothing can be joined before. A request by the
- *   assigned user themself (ENDUSER_INITIATE) is their consent and starts at WAIT_USER_ACCESS.
+ * - Consent: nothing can be joined before every assigned user of the desktop has agreed, on their
+ *   console page (banner) or through the API (each consent is a row in the store: concurrent answers
+ *   on several nodes all count, and the last one moves the space on). A request by an assigned user
+ *   (ENDUSER_INITIATE) is that user's consent, and only theirs: on a desktop with one assigned user it
+ *   starts at WAIT_USER_ACCESS; on one shared by several (desktop_type SHARED, or several users
+ *   assigned) it waits in WAIT_USER_CONFIRM for the others, exactly like an administrator's request
+ *   (ADMIN_INITIATE), which waits for all of them. Why all: the console is the one screen they share,
+ *   so a helper sees whatever any of them has on it; one user cannot agree for another, and any one of
+ *   them can decline (closing the request). The set is the desktop's assigned users when each answer
+ *   is counted; a user assigned after the space was accepted is not asked.
  * - Who may join (security #7). The join page has no sign-in: the password is the helper's capability,
  *   so the rule rests on who can get it. Creating a space needs the right to open the desktop's console,
  *   and the password is shown (API GET) only to callers with that right and only while the space is
@@ -125,6 +132,8 @@ export interface HelperView { id: string; name: string; since: string; control: 
 export type PageState =
   | { role: 'user'; poll_ms: number; assistance: null | {
     share_space_id: string; status: ShareSpaceStatus; initiator_type: AssistInitiator; requested_by: string | null;
+    /** This page's user has agreed; `waiting_for`: the assigned users who have not (while WAIT_USER_CONFIRM). */
+    consented: boolean; waiting_for: string[];
     create_time: string; expire_time: string; helpers: HelperView[];
   } }
   | { role: 'helper'; poll_ms: number | null; status: ShareSpaceStatus; helper: { id: string; name: string; control: boolean; state: AssistHelperState } }
@@ -152,6 +161,21 @@ export function newSpacePassword(): string {
 /** Constant-time comparison (of fixed-length digests, so the length does not leak either). */
 export function passwordsMatch(given: string, expected: string): boolean {
   return timingSafeEqual(Buffer.from(sha256Hex(given), 'hex'), Buffer.from(sha256Hex(expected), 'hex'));
+}
+
+/** The desktop's assigned users' names (user_name, user_list, attach_user_infos of type USER), each once. */
+export function assignedUsers(attrs: Record<string, unknown>): string[] {
+  const out = new Set<string>();
+  if (typeof attrs.user_name === 'string') out.add(attrs.user_name);
+  if (Array.isArray(attrs.user_list)) for (const u of attrs.user_list) if (typeof u === 'string') out.add(u);
+  if (Array.isArray(attrs.attach_user_infos)) {
+    for (const u of attrs.attach_user_infos) {
+      if (typeof u !== 'object' || u === null) continue;
+      const r = u as Record<string, unknown>;
+      if (typeof r.user_name === 'string' && (r.type ?? 'USER') === 'USER') out.add(r.user_name);
+    }
+  }
+  return [...out];
 }
 
 /** Is `userName` an assigned user of the desktop (DesktopDetailInfo user_name, user_list, attach_user_infos of type USER)? */
@@ -219,19 +243,49 @@ export class AssistanceService {
     let code = newInvitationCode();
     for (let i = 0; i < 5 && (await this.store.assistance.findActiveByCode(code)); i++) code = newInvitationCode();
     const computerName = typeof desktop.attributes.computer_name === 'string' ? desktop.attributes.computer_name : desktop.name;
+    const consenter = initiator === 'ENDUSER_INITIATE' ? actor.userName : null;
+    const assigned = assignedUsers(desktop.attributes);
+    // The requester's consent is theirs only: straight to WAIT_USER_ACCESS only when nobody else uses the desktop.
+    const consented = consenter !== null && assigned.every((u) => u === consenter);
     const space: ShareSpaceRecord = {
       id, projectId: desktop.projectId, desktopId: desktop.id, name: `Remote assistance for ${computerName}`.slice(0, 128), invitationCode: code,
       passwordSealed: this.deps.secrets.seal(newSpacePassword(), this.aad(id)),
-      status: initiator === 'ENDUSER_INITIATE' ? 'WAIT_USER_ACCESS' : 'WAIT_USER_CONFIRM', initiatorType: initiator,
+      status: consented ? 'WAIT_USER_ACCESS' : 'WAIT_USER_CONFIRM', initiatorType: initiator,
       createdByUserId: actor.userId, createdByName: actor.userName, createdAt: now, expiresAt: now + this.opts.ttlSeconds * 1000,
-      acceptedAt: initiator === 'ENDUSER_INITIATE' ? now : null, openedAt: null, closedAt: null, closeReason: null, failedReason: null,
+      acceptedAt: consented ? now : null, openedAt: null, closedAt: null, closeReason: null, failedReason: null,
     };
     if (!(await this.store.assistance.insertSpace(space))) {
       throw new ApiError('conflict', `The desktop ${desktop.id} already has a remote assistance in progress; cancel it first.`, { status: 400 });
     }
     this.record('assistance:create', space, actor, 'success', `share_space=${id} initiator=${initiator}`);
-    if (initiator === 'ENDUSER_INITIATE') this.record('assistance:accept', space, actor, 'success', `share_space=${id} by=initiator`);
-    return { share_space_id: id, status: space.status, desktop_id: desktop.id, initiator_type: initiator };
+    let created = space;
+    if (consenter !== null) {
+      await this.store.assistance.addConsent(id, consenter, now);
+      if (!consented) created = await this.settleConsent(space, assigned); // the others may have answered already
+      this.record('assistance:accept', created, actor, 'success', `share_space=${id} by=initiator${created.status === 'WAIT_USER_CONFIRM' ? ' waiting=others' : ''}`);
+    }
+    return { share_space_id: id, status: created.status, desktop_id: desktop.id, initiator_type: initiator };
+  }
+
+  /**
+   * Moves a space from WAIT_USER_CONFIRM on once every one of `assigned` has agreed. Called after each
+   * consent is stored, so that of concurrent answers the last one sees them all. The space as it now is.
+   */
+  private async settleConsent(s: ShareSpaceRecord, assigned: readonly string[]): Promise<ShareSpaceRecord> {
+    const consents = await this.store.assistance.listConsents(s.id);
+    if (assigned.every((u) => consents.includes(u))) {
+      const accepted = await this.store.assistance.transition(s.id, ['WAIT_USER_CONFIRM'], { status: 'WAIT_USER_ACCESS', acceptedAt: this.now() });
+      if (accepted) return accepted;
+    }
+    return (await this.store.assistance.getSpace(s.id)) ?? s;
+  }
+
+  /** The assigned users who have not agreed to `s` yet (none once it is past WAIT_USER_CONFIRM). */
+  private async waitingFor(s: ShareSpaceRecord): Promise<{ assigned: string[]; consents: string[]; waiting: string[] }> {
+    const desktop = await this.store.inventory.getResource(s.projectId, 'desktop', s.desktopId);
+    const assigned = desktop ? assignedUsers(desktop.attributes) : [];
+    const consents = await this.store.assistance.listConsents(s.id);
+    return { assigned, consents, waiting: s.status === 'WAIT_USER_CONFIRM' ? assigned.filter((u) => !consents.includes(u)) : [] };
   }
 
   /** The desktop's active space, else its newest closed one (an active one past its time is closed first). */
@@ -281,10 +335,17 @@ export class AssistanceService {
       if (!closed) throw conflict('The remote assistance changed meanwhile; try again.');
       return closed;
     }
-    const accepted = await this.store.assistance.transition(s.id, ['WAIT_USER_CONFIRM'], { status: 'WAIT_USER_ACCESS', acceptedAt: this.now() });
-    if (!accepted) throw conflict('The remote assistance changed meanwhile; try again.');
-    this.record('assistance:accept', accepted, actor, 'success', `share_space=${s.id}`);
-    return accepted;
+    // Accept: this user's consent; the space moves on once every assigned user has given theirs.
+    const { assigned, waiting } = await this.waitingFor(s);
+    if (actor.userName === null || !assigned.includes(actor.userName)) throw conflict('Only a user of this desktop can accept remote assistance on it.');
+    if (!(await this.store.assistance.addConsent(s.id, actor.userName, this.now()))) {
+      throw conflict(`You have already accepted; the remote assistance waits for the desktop's other users: ${waiting.join(', ')}.`);
+    }
+    const after = await this.settleConsent(s, assigned);
+    if (after.status === 'CLOSE') throw conflict('The remote assistance changed meanwhile; try again.');
+    const still = after.status === 'WAIT_USER_CONFIRM' ? ` waiting=${waiting.filter((u) => u !== actor.userName).length}` : '';
+    this.record('assistance:accept', after, actor, 'success', `share_space=${s.id}${still}`);
+    return after;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -359,13 +420,13 @@ export class AssistanceService {
     return { consoleUrl: `${u.pathname}${u.search}&view_only=1`, helperId: helper.id, shareSpaceId: s.id };
   }
 
-  /** Is `j` the desktop's side of the consent: the user who asked for an ENDUSER_INITIATE space, or an assigned user of the desktop? */
+  /** Is `j` the desktop's side of the consent: the user who asked for an ENDUSER_INITIATE space, an assigned user of the desktop, or one who agreed to this space? */
   private async onUsersSide(s: ShareSpaceRecord, j: Joiner): Promise<boolean> {
     if (s.initiatorType === 'ENDUSER_INITIATE' && s.createdByUserId === j.userId) return true;
     const project = await this.store.identity.getProject(s.projectId);
     if (!project || project.domainId !== j.domainId) return false; // user names are per domain
-    const desktop = await this.store.inventory.getResource(s.projectId, 'desktop', s.desktopId);
-    return desktop !== undefined && isAssignedUser(desktop.attributes, j.userName);
+    const { assigned, consents } = await this.waitingFor(s);
+    return assigned.includes(j.userName) || consents.includes(j.userName);
   }
 
   private async refuseIfLocked(key: string, now: number, space: ShareSpaceRecord | null, actor: Actor, name: string): Promise<void> {
@@ -476,10 +537,13 @@ export class AssistanceService {
     const s = await this.current(page.resourceId);
     if (!s || !isActive(s)) return { role: 'user', poll_ms: PAGE_IDLE_POLL_MS, assistance: null };
     const helpers = await this.store.assistance.listHelpers(s.id, ['connected']);
+    const { consents, waiting } = await this.waitingFor(s);
+    const me = page.userId ? await this.store.identity.getUser(page.userId) : undefined;
     return {
       role: 'user', poll_ms: PAGE_POLL_MS,
       assistance: {
         share_space_id: s.id, status: s.status, initiator_type: s.initiatorType, requested_by: s.createdByName,
+        consented: me !== undefined && consents.includes(me.name), waiting_for: waiting,
         create_time: apiTime(s.createdAt), expire_time: apiTime(s.expiresAt),
         helpers: helpers.map((h) => ({ id: h.id, name: h.name, since: apiTime(h.connectedAt ?? h.joinedAt), control: h.control })),
       },

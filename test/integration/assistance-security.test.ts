@@ -9,9 +9,11 @@ import { after, before, beforeEach, describe, it } from 'node:test';
 import type { RfbTestClient } from '../helpers/rfb-client.js';
 import { call, startTestGateway, type HttpResult, type TestGateway } from '../helpers/gateway.js';
 import {
-  addDemoUser, auditActions, cancel, cast, create, join, respond, show, space,
+  addDemoUser, auditActions, cancel, cast, connectPage, create, desktopConsoleUrl, join, pageAction, pageState, respond, show, space,
   type Cast, type ShareSpace,
 } from '../helpers/assistance.js';
+
+type UserPage = { role: string; assistance: null | { status: string; consented: boolean; waiting_for: string[]; helpers: { id: string; name: string }[] } };
 
 describe('remote assistance security', () => {
   let t: TestGateway;
@@ -106,6 +108,46 @@ describe('remote assistance security', () => {
     assert.equal(code(byVera), 'PH.0403');
     const actions = await auditActions(t);
     assert.ok(actions.includes('assistance:join:failure'));
+  });
+
+  it('security #7: on a desktop with several assigned users, one user\'s own request waits for the others\' consent', async () => {
+    await assignOnly([t.gw.demo!.facts.user, 'vera']);
+    const ownerPage = await connectPage(t, await desktopConsoleUrl(t, who.user));
+    clients.push(ownerPage.client);
+    const c = await create(t, who.user);
+    assert.equal(c.status, 200, c.text);
+    assert.equal((c.body as { initiator_type: string }).initiator_type, 'ENDUSER_INITIATE');
+    assert.equal((c.body as { status: string }).status, 'WAIT_USER_CONFIRM');
+    const s = await space(t, who.user);
+    assert.equal((await join(t, s)).status, 409, 'nothing is joinable before vera agrees');
+    // The page of the user who asked: they have consented, vera has not.
+    const st = (await pageState(t, ownerPage.key)).body as UserPage;
+    assert.equal(st.assistance?.status, 'WAIT_USER_CONFIRM');
+    assert.equal(st.assistance?.consented, true);
+    assert.deepEqual(st.assistance?.waiting_for, ['vera']);
+    const again = await respond(t, who.user, 'accept');
+    assert.equal(again.status, 400, 'the requester\'s own accept does not count twice');
+    assert.equal((await pageAction(t, ownerPage.key, 'accept')).status, 409);
+    const ok = await respond(t, vera, 'accept');
+    assert.equal(ok.status, 200, ok.text);
+    assert.equal((ok.body as ShareSpace).status, 'WAIT_USER_ACCESS');
+    assert.equal((await join(t, s)).status, 200);
+    assert.equal((await cancel(t, who.user)).status, 204);
+
+    // An administrator's request needs every assigned user too; one decline ends it.
+    assert.equal((await create(t, who.helpdesk)).status, 200);
+    const first = await respond(t, vera, 'accept');
+    assert.equal((first.body as ShareSpace).status, 'WAIT_USER_CONFIRM');
+    const mine = (await pageState(t, ownerPage.key)).body as UserPage;
+    assert.equal(mine.assistance?.consented, false);
+    assert.deepEqual(mine.assistance?.waiting_for, [t.gw.demo!.facts.user]);
+    assert.equal((await join(t, await space(t, who.helpdesk))).status, 409);
+    assert.equal((await pageAction(t, ownerPage.key, 'accept')).status, 200);
+    assert.equal((await space(t, who.helpdesk)).status, 'WAIT_USER_ACCESS');
+    assert.equal((await cancel(t, who.helpdesk)).status, 204);
+    assert.equal((await create(t, who.helpdesk)).status, 200);
+    assert.equal((await respond(t, vera, 'decline')).status, 200);
+    assert.equal((await space(t, who.helpdesk)).status, 'CLOSE');
   });
 
   it('a closed share space shows no password (GET and the answer to close)', async () => {
