@@ -35,7 +35,9 @@
  *   `join_max_failures` the key is locked for `join_lockout_seconds`. The password is sealed (the API
  *   shows it again) and compared in constant time. A join mints a single-use `assist-viewer` console
  *   token: every helper starts view-only; the desktop user grants or takes back control per helper,
- *   applied live to the helper's relay (SessionControl.setViewOnly), and can remove a helper.
+ *   applied live to the helper's relay (SessionControl.setViewOnly), and can remove a helper: that
+ *   disconnects it and gives the space a new password (security #8: the removed helper knows the old
+ *   one), shown where the password is shown (API GET); helpers still connected stay.
  * - Closing disconnects every helper with `assistance_ended` (close-codes.ts); helpers' relays force
  *   the RFB shared flag, so a helper never disconnects the user.
  * - The database is the truth: actions apply at once where the session is reachable, and every node's
@@ -588,8 +590,27 @@ export class AssistanceService {
   private async removeHelper(s: ShareSpaceRecord, helper: AssistHelperRecord, actor: Actor): Promise<void> {
     const removed = await this.store.assistance.updateHelper(helper.id, { state: 'removed', leftAt: this.now(), control: false }, ['joining', 'connected']);
     if (!removed) return;
-    this.record('assistance:helper_remove', s, actor, 'success', `share_space=${s.id} helper=${helper.id}`);
+    // Security #8: the removed helper still knows the code and password; a new password (before the
+    // disconnect, so it cannot rejoin in between) keeps them out. Connected helpers are not affected.
+    const rotated = await this.rotatePassword(s.id);
+    this.record('assistance:helper_remove', s, actor, 'success', `share_space=${s.id} helper=${helper.id} password=${rotated ? 'changed' : 'unchanged'}`);
     await this.disconnect(helper, CloseCode.ASSISTANCE_REMOVED, CloseReason.ASSISTANCE_REMOVED);
+    if (!rotated) throw ph('conflict', 409, 'The helper was removed, but the password could not be changed; end the remote assistance to be sure they cannot rejoin.');
+  }
+
+  /**
+   * Gives an active space a new password (the invitation code stays; GET shows the new one). A
+   * compare-and-set on the sealed value, retried when it changed meanwhile (another removal, or a
+   * master-key rotation re-sealing it). False only when it kept changing.
+   */
+  private async rotatePassword(spaceId: string): Promise<boolean> {
+    for (let i = 0; i < 5; i++) {
+      const cur = await this.store.assistance.getSpace(spaceId);
+      if (!cur || !isActive(cur)) return true; // closed: nothing joins any more
+      const next = this.deps.secrets.seal(newSpacePassword(), this.aad(spaceId));
+      if (await this.store.sealed.replace('share_space_password', spaceId, cur.passwordSealed, next)) return true;
+    }
+    return false;
   }
 
   // -------------------------------------------------------------------------------------------

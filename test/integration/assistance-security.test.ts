@@ -6,7 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
+import { CloseCode, CloseReason } from '../../src/close-codes.js';
 import type { RfbTestClient } from '../helpers/rfb-client.js';
+import { poll } from '../helpers/browser.js';
 import { call, startTestGateway, type HttpResult, type TestGateway } from '../helpers/gateway.js';
 import {
   addDemoUser, auditActions, cancel, cast, connectPage, create, desktopConsoleUrl, join, pageAction, pageState, respond, show, space,
@@ -148,6 +150,39 @@ describe('remote assistance security', () => {
     assert.equal((await create(t, who.helpdesk)).status, 200);
     assert.equal((await respond(t, vera, 'decline')).status, 200);
     assert.equal((await space(t, who.helpdesk)).status, 'CLOSE');
+  });
+
+  it('security #8: removing a helper changes the password, so it cannot rejoin; the other helpers stay connected', async () => {
+    const ownerPage = await connectPage(t, await desktopConsoleUrl(t, who.user));
+    clients.push(ownerPage.client);
+    assert.equal((await create(t, who.user)).status, 200);
+    const s = await space(t, who.user);
+    const j1 = await join(t, s, 'Mallory');
+    const j2 = await join(t, s, 'Hank');
+    assert.equal(j1.status, 200, j1.text);
+    assert.equal(j2.status, 200, j2.text);
+    const mallory = await connectPage(t, (j1.body as { console_url: string }).console_url);
+    const hank = await connectPage(t, (j2.body as { console_url: string }).console_url);
+    clients.push(mallory.client, hank.client);
+    const listed = await poll('both helpers to be listed', async () => {
+      const b = (await pageState(t, ownerPage.key)).body as UserPage;
+      return b.assistance?.helpers.length === 2 ? b.assistance.helpers : undefined;
+    }, 5000);
+    const malloryId = listed.find((h) => h.name === 'Mallory')!.id;
+    assert.equal((await pageAction(t, ownerPage.key, 'remove_helper', malloryId)).status, 200);
+    assert.deepEqual(await mallory.client.closed, { code: CloseCode.ASSISTANCE_REMOVED, reason: CloseReason.ASSISTANCE_REMOVED });
+
+    const rejoin = await join(t, s, 'Mallory');
+    assert.equal(rejoin.status, 401, `the old password no longer joins: ${rejoin.text}`);
+    const now = await space(t, who.user);
+    assert.equal(now.invitation_code, s.invitation_code, 'the code stays');
+    assert.match(now.share_space_passwd, /^[A-Za-z0-9]{12}$/);
+    assert.notEqual(now.share_space_passwd, s.share_space_passwd, 'GET shows the new password');
+    // Hank is still connected and still sees the desktop.
+    await hank.client.requestUpdate();
+    const b = (await pageState(t, ownerPage.key)).body as UserPage;
+    assert.deepEqual(b.assistance?.helpers.map((h) => h.name), ['Hank']);
+    assert.equal((await join(t, now, 'Hank again')).status, 200, 'the new password joins');
   });
 
   it('a closed share space shows no password (GET and the answer to close)', async () => {
