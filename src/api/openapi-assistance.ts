@@ -32,7 +32,7 @@ export function assistanceOpenApiPaths(): Json {
   return {
     [base]: {
       post: wop('Create remote assistance (CreateRemoteAssistance)', 'createRemoteAssistance', {
-        description: 'No body. By an operator: ADMIN_INITIATE, waits for the desktop\'s user to accept (WAIT_USER_CONFIRM). By the desktop\'s assigned user: ENDUSER_INITIATE, starts at WAIT_USER_ACCESS.',
+        description: 'No body. Needs the right to open the desktop\'s console (operator or admin; an assigned user with only the viewer role gets 403). By someone else than the desktop\'s assigned users: ADMIN_INITIATE, waits until every assigned user accepted (WAIT_USER_CONFIRM). By an assigned user: ENDUSER_INITIATE, their consent; it starts at WAIT_USER_ACCESS when they are the only assigned user, else it waits for the others.',
         responses: {
           200: json(ref('CreatedRemoteAssistance'), 'The share space.'),
           400: wks('WKS.0001 the desktop already has remote assistance in progress, or its console cannot be used.'),
@@ -40,7 +40,7 @@ export function assistanceOpenApiPaths(): Json {
         },
       }),
       get: wop('Show remote assistance (ShowDesktopRemoteAssistanceInfo)', 'showDesktopRemoteAssistanceInfo', {
-        description: 'The desktop\'s active share space, else its latest closed one. Holds the join password: operator or the desktop\'s assigned user only.',
+        description: 'The desktop\'s active share space, else its latest closed one. Operator (or admin) or the desktop\'s assigned user. share_space_passwd is the join password only for callers who may open the desktop\'s console and only while the space is active; else "".',
         responses: { 200: json(ref('RemoteAssistanceInfo'), 'The share space.'), 404: wks('WKS.0202 no such desktop, or it never had remote assistance.'), ...auth },
       }),
       delete: wop('Cancel remote assistance (CancelRemoteAssistance)', 'cancelRemoteAssistance', {
@@ -71,11 +71,13 @@ export function assistanceOpenApiPaths(): Json {
     },
     '/assist/v1/join': {
       post: bop('Join a share space with its invitation code and password', 'assistJoin', {
+        description: 'No credentials needed. IAM credentials (X-Auth-Token or an AK/SK signature) may be sent: they are checked and name the helper, and the desktop\'s own side may not join.',
         requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['code', 'password'], properties: { code: { type: 'string' }, password: { type: 'string', format: 'password' }, name: { type: 'string', maxLength: 64 } } } } } },
         responses: {
           200: json({ type: 'object', required: ['console_url', 'share_space_id'], properties: { console_url: { type: 'string', description: 'Relative one-time, view-only console URL on this origin.' }, share_space_id: { type: 'string' } } }, 'Joined.'),
           400: ph('PH.0400 missing code or password, or a bad body.'),
-          401: ph('PH.0401 wrong code or password (counted per share space and per source address).'),
+          401: ph('PH.0401 wrong code or password (counted per share space and per source address); with IAM credentials sent (optional), APIGW.0301/0307 when they are not valid.'),
+          403: ph('PH.0403 the IAM credentials sent are those of the desktop\'s own side: the user who asked for an ENDUSER_INITIATE space, an assigned user, or one who agreed to the space.'),
           409: ph('PH.0409 the desktop user has not accepted yet, or the desktop cannot be reached.'),
           429: { ...ph('PH.0429 too many wrong attempts: locked; see Retry-After.'), headers: { 'Retry-After': { schema: { type: 'integer' } } } },
         },
@@ -118,7 +120,7 @@ export function assistanceOpenApiSchemas(): Json {
         share_space_id: { type: 'string' },
         invitation_code: { type: 'string', pattern: '^[A-Z0-9]{8}$' },
         share_space_name: { type: 'string' },
-        share_space_passwd: { type: 'string', format: 'password' },
+        share_space_passwd: { type: 'string', format: 'password', description: 'The join password; "" once the space is closed, and for callers who may not open the desktop\'s console. It changes when the desktop user removes a helper.' },
         private_share_link: { type: 'string', format: 'uri', description: '{assistance.private_share_url}/assist/join?code=…' },
         internet_share_link: { type: 'string', format: 'uri', description: '{assistance.internet_share_url}/assist/join?code=…' },
         create_time: { type: 'string', description: 'UTC, yyyy-MM-ddTHH:mm:ssZ.' },
@@ -130,7 +132,7 @@ export function assistanceOpenApiSchemas(): Json {
       type: 'object', required: ['role', 'poll_ms'],
       properties: {
         role: { enum: ['user', 'helper', 'none'] }, poll_ms: { type: ['integer', 'null'] },
-        assistance: { type: ['object', 'null'], description: 'role user: the request or the active space and its connected helpers {id, name, since, control}.' },
+        assistance: { type: ['object', 'null'], description: 'role user: the request or the active space (status, initiator_type, requested_by, consented: this page\'s user agreed, waiting_for: assigned users who have not yet) and its connected helpers {id, name, since, control}.' },
         helper: { type: 'object', description: 'role helper: {id, name, control, state}.' }, status,
       },
     },

@@ -8,9 +8,26 @@
  *          │                             │                                   │
  *          └──decline / cancel / close / expiry (any active state) ──────────┴──► CLOSE
  *
- * - An administrator's request (ADMIN_INITIATE) waits for the desktop's assigned user to accept, on
- *   their console page (banner) or through the API; nothing can be joined before. A request by the
- *   assigned user themself (ENDUSER_INITIATE) is their consent and starts at WAIT_USER_ACCESS.
+ * - Consent: nothing can be joined before every assigned user of the desktop has agreed, on their
+ *   console page (banner) or through the API (each consent is a row in the store: concurrent answers
+ *   on several nodes all count, and the last one moves the space on). A request by an assigned user
+ *   (ENDUSER_INITIATE) is that user's consent, and only theirs: on a desktop with one assigned user it
+ *   starts at WAIT_USER_ACCESS; on one shared by several (desktop_type SHARED, or several users
+ *   assigned) it waits in WAIT_USER_CONFIRM for the others, exactly like an administrator's request
+ *   (ADMIN_INITIATE), which waits for all of them. Why all: the console is the one screen they share,
+ *   so a helper sees whatever any of them has on it; one user cannot agree for another, and any one of
+ *   them can decline (closing the request). The set is the desktop's assigned users when each answer
+ *   is counted; a user assigned after the space was accepted is not asked.
+ * - Who may join (security #7). The join page has no sign-in: the password is the helper's capability,
+ *   so the rule rests on who can get it. Creating a space needs the right to open the desktop's console,
+ *   and the password is shown (API GET) only to callers with that right and only while the space is
+ *   active. So whoever obtains it from the gateway could already watch the desktop through their own
+ *   console: joining anonymously gives them nothing more, and a viewer (even one assigned to the
+ *   desktop) never gets it. Consent protects the desktop's users from third parties: the person who
+ *   consents is never the watcher. A join that carries IAM credentials names its helper, and is refused
+ *   (403) when that user is on the desktop's side: the user who asked for an ENDUSER_INITIATE space, or
+ *   any assigned user of the desktop. An ADMIN_INITIATE space's initiator (the helpdesk) may join: the
+ *   consent came from the desktop's users, which is the point of the request.
  * - One active space per desktop (the store enforces it across nodes). A space closes as `expired`
  *   `ttl_seconds` after its creation, whatever its state.
  * - Join: code + password on the join page. Attempts are counted in the store, per space and per
@@ -18,7 +35,9 @@
  *   `join_max_failures` the key is locked for `join_lockout_seconds`. The password is sealed (the API
  *   shows it again) and compared in constant time. A join mints a single-use `assist-viewer` console
  *   token: every helper starts view-only; the desktop user grants or takes back control per helper,
- *   applied live to the helper's relay (SessionControl.setViewOnly), and can remove a helper.
+ *   applied live to the helper's relay (SessionControl.setViewOnly), and can remove a helper: that
+ *   disconnects it and gives the space a new password (security #8: the removed helper knows the old
+ *   one), shown where the password is shown (API GET); helpers still connected stay.
  * - Closing disconnects every helper with `assistance_ended` (close-codes.ts); helpers' relays force
  *   the RFB shared flag, so a helper never disconnects the user.
  * - The database is the truth: actions apply at once where the session is reachable, and every node's
@@ -75,6 +94,9 @@ export interface AssistanceOptions {
   maxSessionSeconds: number;
 }
 
+/** The IAM user whose credentials a join request carried (routes/assistance.ts authenticated them). */
+export interface Joiner { userId: string; userName: string; domainId: string }
+
 /** Who acts, for the audit trail. */
 export interface Actor {
   userId: string | null;
@@ -112,6 +134,8 @@ export interface HelperView { id: string; name: string; since: string; control: 
 export type PageState =
   | { role: 'user'; poll_ms: number; assistance: null | {
     share_space_id: string; status: ShareSpaceStatus; initiator_type: AssistInitiator; requested_by: string | null;
+    /** This page's user has agreed; `waiting_for`: the assigned users who have not (while WAIT_USER_CONFIRM). */
+    consented: boolean; waiting_for: string[];
     create_time: string; expire_time: string; helpers: HelperView[];
   } }
   | { role: 'helper'; poll_ms: number | null; status: ShareSpaceStatus; helper: { id: string; name: string; control: boolean; state: AssistHelperState } }
@@ -139,6 +163,21 @@ export function newSpacePassword(): string {
 /** Constant-time comparison (of fixed-length digests, so the length does not leak either). */
 export function passwordsMatch(given: string, expected: string): boolean {
   return timingSafeEqual(Buffer.from(sha256Hex(given), 'hex'), Buffer.from(sha256Hex(expected), 'hex'));
+}
+
+/** The desktop's assigned users' names (user_name, user_list, attach_user_infos of type USER), each once. */
+export function assignedUsers(attrs: Record<string, unknown>): string[] {
+  const out = new Set<string>();
+  if (typeof attrs.user_name === 'string') out.add(attrs.user_name);
+  if (Array.isArray(attrs.user_list)) for (const u of attrs.user_list) if (typeof u === 'string') out.add(u);
+  if (Array.isArray(attrs.attach_user_infos)) {
+    for (const u of attrs.attach_user_infos) {
+      if (typeof u !== 'object' || u === null) continue;
+      const r = u as Record<string, unknown>;
+      if (typeof r.user_name === 'string' && (r.type ?? 'USER') === 'USER') out.add(r.user_name);
+    }
+  }
+  return [...out];
 }
 
 /** Is `userName` an assigned user of the desktop (DesktopDetailInfo user_name, user_list, attach_user_infos of type USER)? */
@@ -206,19 +245,49 @@ export class AssistanceService {
     let code = newInvitationCode();
     for (let i = 0; i < 5 && (await this.store.assistance.findActiveByCode(code)); i++) code = newInvitationCode();
     const computerName = typeof desktop.attributes.computer_name === 'string' ? desktop.attributes.computer_name : desktop.name;
+    const consenter = initiator === 'ENDUSER_INITIATE' ? actor.userName : null;
+    const assigned = assignedUsers(desktop.attributes);
+    // The requester's consent is theirs only: straight to WAIT_USER_ACCESS only when nobody else uses the desktop.
+    const consented = consenter !== null && assigned.every((u) => u === consenter);
     const space: ShareSpaceRecord = {
       id, projectId: desktop.projectId, desktopId: desktop.id, name: `Remote assistance for ${computerName}`.slice(0, 128), invitationCode: code,
       passwordSealed: this.deps.secrets.seal(newSpacePassword(), this.aad(id)),
-      status: initiator === 'ENDUSER_INITIATE' ? 'WAIT_USER_ACCESS' : 'WAIT_USER_CONFIRM', initiatorType: initiator,
+      status: consented ? 'WAIT_USER_ACCESS' : 'WAIT_USER_CONFIRM', initiatorType: initiator,
       createdByUserId: actor.userId, createdByName: actor.userName, createdAt: now, expiresAt: now + this.opts.ttlSeconds * 1000,
-      acceptedAt: initiator === 'ENDUSER_INITIATE' ? now : null, openedAt: null, closedAt: null, closeReason: null, failedReason: null,
+      acceptedAt: consented ? now : null, openedAt: null, closedAt: null, closeReason: null, failedReason: null,
     };
     if (!(await this.store.assistance.insertSpace(space))) {
       throw new ApiError('conflict', `The desktop ${desktop.id} already has a remote assistance in progress; cancel it first.`, { status: 400 });
     }
     this.record('assistance:create', space, actor, 'success', `share_space=${id} initiator=${initiator}`);
-    if (initiator === 'ENDUSER_INITIATE') this.record('assistance:accept', space, actor, 'success', `share_space=${id} by=initiator`);
-    return { share_space_id: id, status: space.status, desktop_id: desktop.id, initiator_type: initiator };
+    let created = space;
+    if (consenter !== null) {
+      await this.store.assistance.addConsent(id, consenter, now);
+      if (!consented) created = await this.settleConsent(space, assigned); // the others may have answered already
+      this.record('assistance:accept', created, actor, 'success', `share_space=${id} by=initiator${created.status === 'WAIT_USER_CONFIRM' ? ' waiting=others' : ''}`);
+    }
+    return { share_space_id: id, status: created.status, desktop_id: desktop.id, initiator_type: initiator };
+  }
+
+  /**
+   * Moves a space from WAIT_USER_CONFIRM on once every one of `assigned` has agreed. Called after each
+   * consent is stored, so that of concurrent answers the last one sees them all. The space as it now is.
+   */
+  private async settleConsent(s: ShareSpaceRecord, assigned: readonly string[]): Promise<ShareSpaceRecord> {
+    const consents = await this.store.assistance.listConsents(s.id);
+    if (assigned.every((u) => consents.includes(u))) {
+      const accepted = await this.store.assistance.transition(s.id, ['WAIT_USER_CONFIRM'], { status: 'WAIT_USER_ACCESS', acceptedAt: this.now() });
+      if (accepted) return accepted;
+    }
+    return (await this.store.assistance.getSpace(s.id)) ?? s;
+  }
+
+  /** The assigned users who have not agreed to `s` yet (none once it is past WAIT_USER_CONFIRM). */
+  private async waitingFor(s: ShareSpaceRecord): Promise<{ assigned: string[]; consents: string[]; waiting: string[] }> {
+    const desktop = await this.store.inventory.getResource(s.projectId, 'desktop', s.desktopId);
+    const assigned = desktop ? assignedUsers(desktop.attributes) : [];
+    const consents = await this.store.assistance.listConsents(s.id);
+    return { assigned, consents, waiting: s.status === 'WAIT_USER_CONFIRM' ? assigned.filter((u) => !consents.includes(u)) : [] };
   }
 
   /** The desktop's active space, else its newest closed one (an active one past its time is closed first). */
@@ -227,14 +296,18 @@ export class AssistanceService {
     return s ? this.fresh(s) : undefined;
   }
 
-  /** ShowDesktopRemoteAssistanceInfo's body. */
-  view(s: ShareSpaceRecord): ShareSpaceView {
+  /**
+   * ShowDesktopRemoteAssistanceInfo's body. The password only when `opts.password` (the caller may open
+   * the desktop's console: routes/assistance.ts) and the space is active; else "" (the field stays a
+   * string, as the SDKs' models expect): a closed space's password is nobody's business.
+   */
+  view(s: ShareSpaceRecord, opts: { password: boolean }): ShareSpaceView {
     const link = (base: string) => `${base}/assist/join?code=${s.invitationCode}`;
     return {
       share_space_id: s.id,
       invitation_code: s.invitationCode,
       share_space_name: s.name,
-      share_space_passwd: this.deps.secrets.open(s.passwordSealed, this.aad(s.id)),
+      share_space_passwd: opts.password && isActive(s) ? this.deps.secrets.open(s.passwordSealed, this.aad(s.id)) : '',
       private_share_link: link(this.opts.privateShareUrl),
       internet_share_link: link(this.opts.internetShareUrl),
       create_time: apiTime(s.createdAt),
@@ -264,16 +337,27 @@ export class AssistanceService {
       if (!closed) throw conflict('The remote assistance changed meanwhile; try again.');
       return closed;
     }
-    const accepted = await this.store.assistance.transition(s.id, ['WAIT_USER_CONFIRM'], { status: 'WAIT_USER_ACCESS', acceptedAt: this.now() });
-    if (!accepted) throw conflict('The remote assistance changed meanwhile; try again.');
-    this.record('assistance:accept', accepted, actor, 'success', `share_space=${s.id}`);
-    return accepted;
+    // Accept: this user's consent; the space moves on once every assigned user has given theirs.
+    const { assigned, waiting } = await this.waitingFor(s);
+    if (actor.userName === null || !assigned.includes(actor.userName)) throw conflict('Only a user of this desktop can accept remote assistance on it.');
+    if (!(await this.store.assistance.addConsent(s.id, actor.userName, this.now()))) {
+      throw conflict(`You have already accepted; the remote assistance waits for the desktop's other users: ${waiting.join(', ')}.`);
+    }
+    const after = await this.settleConsent(s, assigned);
+    if (after.status === 'CLOSE') throw conflict('The remote assistance changed meanwhile; try again.');
+    const still = after.status === 'WAIT_USER_CONFIRM' ? ` waiting=${waiting.filter((u) => u !== actor.userName).length}` : '';
+    this.record('assistance:accept', after, actor, 'success', `share_space=${s.id}${still}`);
+    return after;
   }
 
   // -------------------------------------------------------------------------------------------
   // Join (the join page; no IAM credentials: code + password, locked out per space and per address)
 
-  async join(input: { code: unknown; password: unknown; name: unknown }, actor: Actor): Promise<{ consoleUrl: string; helperId: string; shareSpaceId: string }> {
+  /**
+   * `joiner`: the IAM user the join request carried credentials of, if any (helpers need none). Such a
+   * join is refused when that user is on the desktop's side of the consent (see the module doc).
+   */
+  async join(input: { code: unknown; password: unknown; name: unknown }, actor: Actor, joiner: Joiner | null = null): Promise<{ consoleUrl: string; helperId: string; shareSpaceId: string }> {
     const code = typeof input.code === 'string' ? input.code.trim().toUpperCase() : '';
     const password = typeof input.password === 'string' ? input.password.trim() : '';
     if (code === '' || password === '' || password.length > MAX_PASSWORD_INPUT || code.length > 32) throw ph('bad_request', 400, 'Enter the invitation code and the password.');
@@ -310,6 +394,10 @@ export class AssistanceService {
     const s = space as ShareSpaceRecord;
     await this.store.assistance.releaseAttempt(spaceKey as string);
     await this.store.assistance.clearAttempts(addrKey);
+    if (joiner && (await this.onUsersSide(s, joiner))) {
+      this.recordJoinFailure(s, actor, name, 'own_space');
+      throw ph('forbidden', 403, 'You asked for or agreed to this remote assistance as the desktop\'s user: you cannot also join it as a helper.');
+    }
     if (s.status === 'WAIT_USER_CONFIRM') {
       this.recordJoinFailure(s, actor, name, 'not_accepted');
       throw ph('conflict', 409, 'The desktop user has not accepted the remote assistance yet. Try again once they have.');
@@ -334,6 +422,15 @@ export class AssistanceService {
     return { consoleUrl: `${u.pathname}${u.search}&view_only=1`, helperId: helper.id, shareSpaceId: s.id };
   }
 
+  /** Is `j` the desktop's side of the consent: the user who asked for an ENDUSER_INITIATE space, an assigned user of the desktop, or one who agreed to this space? */
+  private async onUsersSide(s: ShareSpaceRecord, j: Joiner): Promise<boolean> {
+    if (s.initiatorType === 'ENDUSER_INITIATE' && s.createdByUserId === j.userId) return true;
+    const project = await this.store.identity.getProject(s.projectId);
+    if (!project || project.domainId !== j.domainId) return false; // user names are per domain
+    const { assigned, consents } = await this.waitingFor(s);
+    return assigned.includes(j.userName) || consents.includes(j.userName);
+  }
+
   private async refuseIfLocked(key: string, now: number, space: ShareSpaceRecord | null, actor: Actor, name: string): Promise<void> {
     const rec = await this.store.assistance.getAttempts(key);
     if (rec?.lockedUntil != null && rec.lockedUntil > now) throw this.lockedError(rec.lockedUntil, now, space, actor, name);
@@ -347,7 +444,7 @@ export class AssistanceService {
 
   private recordJoinFailure(space: ShareSpaceRecord | null, actor: Actor, name: string, why: string): void {
     this.deps.audit.record({
-      at: this.now(), requestId: actor.requestId ?? null, actorUserId: null, actorName: name, actorAk: null, action: 'assistance:join',
+      at: this.now(), requestId: actor.requestId ?? null, actorUserId: actor.userId, actorName: name, actorAk: null, action: 'assistance:join',
       resourceKind: space ? 'desktop' : null, resourceId: space?.desktopId ?? null, projectId: space?.projectId ?? null, sourceIp: actor.sourceIp,
       userAgent: actor.userAgent, result: 'failure', code: why, detail: space ? `share_space=${space.id}` : null,
     });
@@ -442,10 +539,13 @@ export class AssistanceService {
     const s = await this.current(page.resourceId);
     if (!s || !isActive(s)) return { role: 'user', poll_ms: PAGE_IDLE_POLL_MS, assistance: null };
     const helpers = await this.store.assistance.listHelpers(s.id, ['connected']);
+    const { consents, waiting } = await this.waitingFor(s);
+    const me = page.userId ? await this.store.identity.getUser(page.userId) : undefined;
     return {
       role: 'user', poll_ms: PAGE_POLL_MS,
       assistance: {
         share_space_id: s.id, status: s.status, initiator_type: s.initiatorType, requested_by: s.createdByName,
+        consented: me !== undefined && consents.includes(me.name), waiting_for: waiting,
         create_time: apiTime(s.createdAt), expire_time: apiTime(s.expiresAt),
         helpers: helpers.map((h) => ({ id: h.id, name: h.name, since: apiTime(h.connectedAt ?? h.joinedAt), control: h.control })),
       },
@@ -490,8 +590,27 @@ export class AssistanceService {
   private async removeHelper(s: ShareSpaceRecord, helper: AssistHelperRecord, actor: Actor): Promise<void> {
     const removed = await this.store.assistance.updateHelper(helper.id, { state: 'removed', leftAt: this.now(), control: false }, ['joining', 'connected']);
     if (!removed) return;
-    this.record('assistance:helper_remove', s, actor, 'success', `share_space=${s.id} helper=${helper.id}`);
+    // Security #8: the removed helper still knows the code and password; a new password (before the
+    // disconnect, so it cannot rejoin in between) keeps them out. Connected helpers are not affected.
+    const rotated = await this.rotatePassword(s.id);
+    this.record('assistance:helper_remove', s, actor, 'success', `share_space=${s.id} helper=${helper.id} password=${rotated ? 'changed' : 'unchanged'}`);
     await this.disconnect(helper, CloseCode.ASSISTANCE_REMOVED, CloseReason.ASSISTANCE_REMOVED);
+    if (!rotated) throw ph('conflict', 409, 'The helper was removed, but the password could not be changed; end the remote assistance to be sure they cannot rejoin.');
+  }
+
+  /**
+   * Gives an active space a new password (the invitation code stays; GET shows the new one). A
+   * compare-and-set on the sealed value, retried when it changed meanwhile (another removal, or a
+   * master-key rotation re-sealing it). False only when it kept changing.
+   */
+  private async rotatePassword(spaceId: string): Promise<boolean> {
+    for (let i = 0; i < 5; i++) {
+      const cur = await this.store.assistance.getSpace(spaceId);
+      if (!cur || !isActive(cur)) return true; // closed: nothing joins any more
+      const next = this.deps.secrets.seal(newSpacePassword(), this.aad(spaceId));
+      if (await this.store.sealed.replace('share_space_password', spaceId, cur.passwordSealed, next)) return true;
+    }
+    return false;
   }
 
   // -------------------------------------------------------------------------------------------

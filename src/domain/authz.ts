@@ -31,8 +31,10 @@ export type Action =
   | 'ecs:cloudServers:list'
   | 'clouddc:physicalServers:list'
   | 'workspace:desktops:list'
-  // Remote assistance (routes/assistance.ts): the minimum here lets the desktop's assigned user in;
-  // the route then requires operator (or admin) unless the caller is that user. respond: that user only.
+  // Remote assistance (routes/assistance.ts). Creating needs the right to open the desktop's console
+  // (security #7: else a viewer assigned to it could watch it by joining their own space). The others'
+  // minimum lets the desktop's assigned user in; the route then requires operator (or admin) unless the
+  // caller is that user, and shows the join password only to who may open the console. respond: that user only.
   | 'workspace:desktops:createRemoteAssistance'
   | 'workspace:desktops:getRemoteAssistance'
   | 'workspace:desktops:cancelRemoteAssistance'
@@ -50,7 +52,7 @@ export const ACTION_MIN_ROLE: Record<Action, Role> = {
   'ecs:cloudServers:list': 'viewer',
   'clouddc:physicalServers:list': 'viewer',
   'workspace:desktops:list': 'viewer',
-  'workspace:desktops:createRemoteAssistance': 'viewer',
+  'workspace:desktops:createRemoteAssistance': 'operator',
   'workspace:desktops:getRemoteAssistance': 'viewer',
   'workspace:desktops:cancelRemoteAssistance': 'viewer',
   'workspace:desktops:respondRemoteAssistance': 'viewer',

@@ -468,6 +468,10 @@ export interface AssistanceRepo {
   releaseAttempt(key: string): Promise<void>;
   lockAttempts(key: string, until: number): Promise<void>;
   clearAttempts(key: string): Promise<void>;
+  /** Records that `userName` (an assigned user of the desktop) agreed to the space, atomically; false when they had already. */
+  addConsent(spaceId: string, userName: string, at: number): Promise<boolean>;
+  /** The users who agreed to the space, in the order they did. Purged with the space. */
+  listConsents(spaceId: string): Promise<string[]>;
 }
 
 export interface Store {

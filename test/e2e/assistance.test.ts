@@ -11,8 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { DEFAULT_BACKGROUND } from '../../src/demo/scene.js';
 import { canvasPixel, launchBrowser, poll, waitForCanvasColour, waitForState } from '../helpers/browser.js';
-import { startTestGateway, type TestGateway } from '../helpers/gateway.js';
-import { cast, create, desktopConsoleUrl, space, type Cast } from '../helpers/assistance.js';
+import { call, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { addDemoUser, cast, create, desktopConsoleUrl, respond, space, type Cast } from '../helpers/assistance.js';
 import { requireTools } from '../helpers/vnc-servers.js';
 
 const skip = requireTools('/usr/bin/chromium');
@@ -165,6 +165,27 @@ describe('remote assistance in a real browser', { skip }, () => {
     const s = await space(t, who.helpdesk);
     assert.equal(s.status, 'CLOSE');
     assert.match(s.failed_reason ?? '', /declined/);
+    assert.deepEqual(await cspViolations(user), []);
+    await user.close();
+  });
+
+  it('security #7: on a desktop two users share, one user\'s own request waits on their banner for the other', async () => {
+    const vera = await addDemoUser(t, 'vera', 'viewer');
+    const assign = await call(`${t.url}/admin/v1/desktops/${t.gw.demo!.facts.desktop_id}/users`, { json: { user_name: 'vera' }, headers: { 'x-auth-token': who.user } });
+    assert.equal(assign.status, 200, assign.text);
+    const user = await userCtx.newPage();
+    await user.goto(await desktopConsoleUrl(t, who.user));
+    await waitForState(user, 'connected');
+    const c = await create(t, who.user);
+    assert.equal((c.body as { status: string }).status, 'WAIT_USER_CONFIRM');
+    await waitFor('the waiting banner', async () => (await dataset(user, 'assist')) === 'waiting');
+    assert.match(await text(user, '#assist-text'), /^You accepted remote assistance on this desktop\. Nothing is shared until its other users accept too \(waiting for vera\)/);
+    assert.equal(await user.isVisible('#assist-accept'), false);
+    assert.equal(await user.isVisible('#assist-decline'), true);
+    assert.equal((await respond(t, vera, 'accept')).status, 200);
+    await waitFor('the assistance to be on', async () => (await dataset(user, 'assist')) === 'active');
+    await user.click('#assist-end');
+    await waitFor('the banner to go', async () => (await dataset(user, 'assist')) === 'none');
     assert.deepEqual(await cspViolations(user), []);
     await user.close();
   });

@@ -11,7 +11,7 @@ import { loadConfig } from '../../src/config/index.js';
 import { ConfigError } from '../../src/errors.js';
 import { pageKeyFromProtocols, pageProtocol } from '../../src/domain/assist-page-key.js';
 import {
-  apiTime, cleanHelperName, isAssignedUser, MAX_HELPER_NAME, newInvitationCode, newSpacePassword, passwordsMatch, PASSWORD_LENGTH,
+  apiTime, assignedUsers, cleanHelperName, isAssignedUser, MAX_HELPER_NAME, newInvitationCode, newSpacePassword, passwordsMatch, PASSWORD_LENGTH,
 } from '../../src/domain/assistance.js';
 import { call, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { cast, create, desktopConsoleUrl, respond, space, wsUrlOf } from '../helpers/assistance.js';
@@ -66,6 +66,9 @@ describe('remote assistance: codes, passwords, names, page keys', () => {
     assert.equal(isAssignedUser({ attach_user_infos: [{ user_name: 'ann', type: 'GROUP' }] }, 'ann'), false);
     assert.equal(isAssignedUser({ user_name: 'bob', user_list: ['bob'] }, 'ann'), false);
     assert.equal(isAssignedUser({}, 'ann'), false);
+    // Everyone whose consent a share space needs (security #7), each once.
+    assert.deepEqual(assignedUsers({ user_name: 'ann', user_list: ['ann', 'bob'], attach_user_infos: [{ user_name: 'cy' }, { user_name: 'g', type: 'GROUP' }, 7] }), ['ann', 'bob', 'cy']);
+    assert.deepEqual(assignedUsers({}), []);
   });
 });
 

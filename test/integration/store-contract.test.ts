@@ -784,6 +784,26 @@ function contract(name: string, open: () => Promise<Store>, opts: { dialect: Sto
         assert.equal(await store.assistance.getHelper(h1.id), undefined);
       });
 
+      it('consents: one per user and space, on any node (two on PostgreSQL); listed in order; purged with the space', async () => {
+        const others = opts.redeemNodes === 2 ? [await open()] : [];
+        try {
+          const stores = [store, ...others];
+          const sp = spaceRec(randomUUID());
+          await store.assistance.insertSpace(sp);
+          assert.equal(await store.assistance.addConsent(sp.id, 'alice', T0 + BIG), true);
+          const again = await Promise.all(Array.from({ length: 10 }, (_, i) => stores[i % stores.length]!.assistance.addConsent(sp.id, 'bob', T0 + BIG + 1)));
+          assert.equal(again.filter(Boolean).length, 1, 'exactly one of the concurrent consents by bob counts');
+          assert.equal(await store.assistance.addConsent(sp.id, 'alice', T0 + BIG + 2), false);
+          assert.deepEqual(await store.assistance.listConsents(sp.id), ['alice', 'bob']);
+          assert.deepEqual(await store.assistance.listConsents(hex32()), []);
+          await store.assistance.transition(sp.id, ['WAIT_USER_CONFIRM'], { status: 'CLOSE', closedAt: T0 });
+          assert.ok(await store.assistance.purgeClosed(T0 + 1) >= 1);
+          assert.deepEqual(await store.assistance.listConsents(sp.id), []);
+        } finally {
+          for (const s of others) await s.close();
+        }
+      });
+
       it('page bindings: the first binding of a key wins; deleted with their session, or by age', async () => {
         const keyHash = randomBytes(32).toString('hex');
         const page = { keyHash, sessionId: randomUUID(), projectId: t.project.id, resourceId: randomUUID(), role: 'user' as const, userId: t.user.id, helperId: null, createdAt: T0 + BIG };

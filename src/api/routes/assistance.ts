@@ -7,15 +7,20 @@
  * - `GET` ShowDesktopRemoteAssistanceInfo → 200 with exactly the seed's nine fields (reference E.6)
  * - `DELETE` CancelRemoteAssistance → 204
  * - `POST …/remote-assistance/actions` `{"action": "accept"|"decline"|"close"}`: the desktop user's answer → 200 (GET's body)
- * Create, show and cancel need the operator role (or admin) in the project, or being the desktop's
- * assigned user: GET returns the join password, which a viewer must not get (a viewer may not open
- * the desktop's console either). The assigned user's request is ENDUSER_INITIATE, anyone else's
- * ADMIN_INITIATE. Only the assigned user may answer.
+ * Who may (security #7): create needs the right to open the desktop's console (operator or admin in
+ * the project, or domain administrator), whoever asks: being assigned to the desktop decides only the
+ * initiator type (the assigned user's request is ENDUSER_INITIATE, anyone else's ADMIN_INITIATE). Show
+ * and cancel need that right or being an assigned user; only assigned users answer. The join password
+ * (`share_space_passwd`, in GET and in the answer's body) goes only to callers who may open the console
+ * themselves, and only while the space is active: anyone else (an assigned viewer) gets "" — a
+ * password is a way onto the screen, so it never reaches someone the screen is otherwise closed to.
  *
  * Browser endpoints (no IAM credentials; errors `{error_code: "PH.0xxx", error_msg, request_id}`):
  * - `GET /assist/join` (+ its files): the join page, strict CSP
  * - `POST /assist/v1/join` `{code, password, name}` → `{console_url, share_space_id}` (locked out after
- *   wrong attempts: 401 PH.0401, then 429 PH.0429 with Retry-After)
+ *   wrong attempts: 401 PH.0401, then 429 PH.0429 with Retry-After). No credentials needed; IAM
+ *   credentials when sent (X-Auth-Token or AK/SK) are checked and identify the helper: 403 PH.0403
+ *   for the desktop's own side (domain/assistance.ts, "Who may join")
  * - `GET /assist/v1/page`, `POST /assist/v1/page/actions`: the console page's channel, authenticated
  *   by its page key (`X-Porthole-Page-Key`, domain/assist-page-key.ts)
  */
@@ -54,6 +59,13 @@ function browserJson(req: FastifyRequest): Record<string, unknown> {
   return body as Record<string, unknown>;
 }
 
+/** Does the request carry IAM credentials (a token or an AK/SK signature)? */
+function hasCredentials(req: FastifyRequest): boolean {
+  const token = req.headers['x-auth-token'];
+  const authz = req.headers.authorization;
+  return (typeof token === 'string' && token !== '') || (typeof authz === 'string' && authz !== '');
+}
+
 function pageKeyOf(req: FastifyRequest): string | undefined {
   const v = req.headers[PAGE_KEY_HEADER];
   return typeof v === 'string' ? v : undefined;
@@ -72,11 +84,12 @@ export function registerAssistanceRoutes(app: FastifyInstance, ctx: ApiContext, 
     const desktop = await ctx.store.inventory.getResource(projectId, 'desktop', desktopId);
     if (!desktop) throw new ApiError('not_found', notFoundMessage('desktop', desktopId));
     const assigned = isAssignedUser(desktop.attributes, principal.userName);
-    if (!assigned && (userOnly || !mayOperate(principal, projectId))) {
+    const mayOpenConsole = mayOperate(principal, projectId);
+    if (!assigned && (userOnly || !mayOpenConsole)) {
       const need = userOnly ? 'only the desktop\'s assigned user may' : 'it needs the operator role in the project, or to be the desktop\'s assigned user';
       throw new ApiError('forbidden', `The IAM user is not authorized to perform ${action} on this desktop: ${need}.`, { code: 'APIGW.0302' });
     }
-    return { desktop, assigned, actor: actorOf(req, { userId: principal.userId, userName: principal.userName }) };
+    return { desktop, assigned, mayOpenConsole, actor: actorOf(req, { userId: principal.userId, userName: principal.userName }) };
   }
 
   app.post<DesktopParams>(base, { config: { service: 'workspace', action: 'workspace:desktops:createRemoteAssistance' } }, async (req, reply) => {
@@ -87,11 +100,11 @@ export function registerAssistanceRoutes(app: FastifyInstance, ctx: ApiContext, 
   });
 
   app.get<DesktopParams>(base, { config: { service: 'workspace', action: 'workspace:desktops:getRemoteAssistance' } }, async (req, reply) => {
-    const { desktop } = await authorized(req, 'workspace:desktops:getRemoteAssistance');
+    const { desktop, mayOpenConsole } = await authorized(req, 'workspace:desktops:getRemoteAssistance');
     const space = await svc.current(desktop.id);
     if (!space) throw new ApiError('not_found', `The desktop ${desktop.id} has no remote assistance.`);
     setNoStore(reply);
-    return svc.view(space);
+    return svc.view(space, { password: mayOpenConsole });
   });
 
   app.delete<DesktopParams>(base, { config: { service: 'workspace', action: 'workspace:desktops:cancelRemoteAssistance' } }, async (req, reply) => {
@@ -101,7 +114,7 @@ export function registerAssistanceRoutes(app: FastifyInstance, ctx: ApiContext, 
   });
 
   app.post<DesktopParams>(`${base}/actions`, { config: { service: 'workspace', action: 'workspace:desktops:respondRemoteAssistance' } }, async (req, reply) => {
-    const { desktop, actor } = await authorized(req, 'workspace:desktops:respondRemoteAssistance', true);
+    const { desktop, actor, mayOpenConsole } = await authorized(req, 'workspace:desktops:respondRemoteAssistance', true);
     const body = jsonBody(req) as { action?: unknown } | null;
     const action = body && typeof body === 'object' ? body.action : undefined;
     if (typeof action !== 'string' || !(RESPONSES as readonly string[]).includes(action)) {
@@ -109,7 +122,7 @@ export function registerAssistanceRoutes(app: FastifyInstance, ctx: ApiContext, 
     }
     const space = await svc.respond(desktop.id, action as AssistAction, actor);
     setNoStore(reply);
-    return svc.view(space);
+    return svc.view(space, { password: mayOpenConsole });
   });
 
   // --- The join page and the console pages' channel -------------------------------------------
@@ -139,7 +152,12 @@ export function registerAssistanceRoutes(app: FastifyInstance, ctx: ApiContext, 
 
   app.post('/assist/v1/join', { config: { service: 'console' } }, async (req, reply) => {
     const body = browserJson(req);
-    const joined = await svc.join({ code: body.code, password: body.password, name: body.name }, actorOf(req, { userId: null, userName: null }));
+    // Helpers need no credentials; a request that carries some is authenticated (a bad one is refused,
+    // not taken as anonymous) and names the helper, whom the domain then checks (domain/assistance.ts).
+    const signedIn = hasCredentials(req) ? await authenticate(req) : null;
+    const joined = await svc.join({ code: body.code, password: body.password, name: body.name },
+      actorOf(req, { userId: signedIn?.userId ?? null, userName: signedIn?.userName ?? null }),
+      signedIn && { userId: signedIn.userId, userName: signedIn.userName, domainId: signedIn.domainId });
     setNoStore(reply);
     return { console_url: joined.consoleUrl, share_space_id: joined.shareSpaceId };
   });

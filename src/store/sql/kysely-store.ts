@@ -656,6 +656,7 @@ class SqlAssistance implements AssistanceRepo {
     return inTransaction(this.db, async (trx) => {
       const old = trx.selectFrom('assist_spaces').select('id').where('active_desktop_id', 'is', null).where('closed_at', '<', before);
       await trx.deleteFrom('assist_helpers').where('space_id', 'in', old).execute();
+      await trx.deleteFrom('assist_consents').where('space_id', 'in', old).execute();
       const res = await trx.deleteFrom('assist_spaces').where('active_desktop_id', 'is', null).where('closed_at', '<', before).executeTakeFirst();
       return Number(res.numDeletedRows);
     });
@@ -744,6 +745,14 @@ class SqlAssistance implements AssistanceRepo {
   }
   async clearAttempts(key: string): Promise<void> {
     await this.db.deleteFrom('assist_attempts').where('key', '=', key).execute();
+  }
+  async addConsent(spaceId: string, userName: string, at: number): Promise<boolean> {
+    const r = await this.db.insertInto('assist_consents').values({ space_id: spaceId, user_name: userName, at })
+      .onConflict((oc) => oc.columns(['space_id', 'user_name']).doNothing()).returning('user_name').executeTakeFirst();
+    return r !== undefined;
+  }
+  async listConsents(spaceId: string): Promise<string[]> {
+    return (await this.db.selectFrom('assist_consents').select('user_name').where('space_id', '=', spaceId).orderBy('at').orderBy('user_name').execute()).map((r) => r.user_name);
   }
 }
 

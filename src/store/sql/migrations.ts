@@ -249,6 +249,18 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('resources').addColumn('endpoint_options', 'text').execute();
     },
   },
+  '0007_assist_consents': {
+    async up(db: Kysely<unknown>) {
+      // Remote assistance (domain/assistance.ts, security #7): who of a desktop's assigned users agreed
+      // to a share space. The primary key makes a second consent by the same user a no-op on any node.
+      await db.schema.createTable('assist_consents')
+        .addColumn('space_id', 'text', (c) => c.notNull())
+        .addColumn('user_name', 'text', (c) => c.notNull())
+        .addColumn('at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('assist_consents_pk', ['space_id', 'user_name'])
+        .execute();
+    },
+  },
 };
 
 class StaticProvider implements MigrationProvider {

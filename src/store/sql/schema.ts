@@ -68,6 +68,8 @@ export interface AssistPagesTable {
   key_hash: string; session_id: string; project_id: string; resource_id: string; role: string; user_id: string | null; helper_id: string | null; created_at: number;
 }
 export interface AssistAttemptsTable { key: string; count: number; window_start: number; locked_until: number | null }
+/** Added by migration 0007 (each assigned user's consent to a share space). */
+export interface AssistConsentsTable { space_id: string; user_name: string; at: number }
 
 export interface Database {
   domains: DomainsTable;
@@ -87,4 +89,5 @@ export interface Database {
   assist_helpers: AssistHelpersTable;
   assist_pages: AssistPagesTable;
   assist_attempts: AssistAttemptsTable;
+  assist_consents: AssistConsentsTable;
 }

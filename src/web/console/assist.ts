@@ -7,7 +7,8 @@
  * `/assist/v1/page` — never the spent console token. The gateway answers with the page's role:
  *
  * - `user` (the desktop's assigned user): a banner asks to accept or decline a request (nothing is
- *   shared before); once accepted, the list of helpers watching (name, since when, mode) with
+ *   shared before; on a desktop several users share, nothing until every one of them accepted: a user
+ *   who did sees whom it still waits for, and can still decline); once accepted, the list of helpers watching (name, since when, mode) with
  *   Give control / Take back control / Remove per helper, and End assistance.
  * - `helper`: whether the desktop user gave this helper control; the page switches noVNC's (cosmetic)
  *   view-only and its badge accordingly. The gateway enforces the mode on the wire either way.
@@ -15,7 +16,7 @@
  *
  * The panel is built with DOM calls and filled with `textContent` only (names come from helpers);
  * its styles are in assist.css, loaded through console.css (CSP: no inline script or style).
- * Tests observe `body[data-assist]` (none | request | active | helper) and the elements' ids.
+ * Tests observe `body[data-assist]` (none | request | waiting | active | helper) and the elements' ids.
  */
 import { PAGE_KEY_HEADER } from '../../domain/assist-page-key.js';
 
@@ -30,7 +31,9 @@ export function newPageKey(): string {
 
 interface HelperView { id: string; name: string; since: string; control: boolean }
 type PageState =
-  | { role: 'user'; poll_ms: number; assistance: null | { status: string; initiator_type: string; requested_by: string | null; helpers: HelperView[] } }
+  | { role: 'user'; poll_ms: number; assistance: null | {
+    status: string; initiator_type: string; requested_by: string | null; consented: boolean; waiting_for: string[]; helpers: HelperView[];
+  } }
   | { role: 'helper'; poll_ms: number | null; status: string; helper: { control: boolean } }
   | { role: 'none'; poll_ms: null };
 
@@ -185,9 +188,22 @@ export class AssistPanel {
     const a = state.assistance;
     const who = a.requested_by ?? 'An administrator';
     this.root.hidden = false;
+    if (a.status === 'WAIT_USER_CONFIRM' && a.consented) {
+      // A desktop shared by several users: nothing is shared until every one of them accepts.
+      document.body.dataset.assist = 'waiting';
+      this.text.textContent = `You accepted remote assistance on this desktop. Nothing is shared until its other users accept too (waiting for ${a.waiting_for.join(', ') || 'them'}).`;
+      this.accept.hidden = true;
+      this.decline.hidden = false;
+      this.end.hidden = true;
+      this.list.hidden = true;
+      return;
+    }
     if (a.status === 'WAIT_USER_CONFIRM') {
       document.body.dataset.assist = 'request';
-      this.text.textContent = `${who} asks to assist you on this desktop. Nothing is shared until you accept; helpers can only watch until you give them control.`;
+      const others = a.waiting_for.length > 1 ? ' and every other user of this desktop accept' : ' accept';
+      this.text.textContent = a.initiator_type === 'ENDUSER_INITIATE'
+        ? `${who}, who also uses this desktop, asks for remote assistance on it. Nothing is shared until you${others}; helpers can only watch until given control.`
+        : `${who} asks to assist you on this desktop. Nothing is shared until you${others}; helpers can only watch until you give them control.`;
       this.accept.hidden = this.decline.hidden = false;
       this.end.hidden = true;
       this.list.hidden = true;
