@@ -296,7 +296,7 @@ export function registerAdminInventoryRoutes(app: FastifyInstance, ctx: ApiConte
     const p = await authenticate(req);
     svc().access.requireOperator(p, 'admin:keys:status');
     const s = await keyStatus(ctx.store, svc().secrets);
-    return { current_key_id: s.currentKeyId, sealed_values: s.byKey, total: s.total, stale: s.stale };
+    return { current_key_id: s.currentKeyId, sealed_values: s.byKey, total: s.total, stale: s.stale, unbound: s.unbound };
   });
   app.post('/admin/v1/keys/rotate', cfg('admin:keys:rotate'), async (req) => {
     const p = await authenticate(req);
@@ -305,7 +305,7 @@ export function registerAdminInventoryRoutes(app: FastifyInstance, ctx: ApiConte
     const s = await keyStatus(ctx.store, svc().secrets);
     return {
       resealed: r.resealed, already_current: r.current, raced: r.raced, failed: r.failed,
-      current_key_id: s.currentKeyId, sealed_values: s.byKey, stale: s.stale,
+      current_key_id: s.currentKeyId, sealed_values: s.byKey, stale: s.stale, unbound: s.unbound,
     };
   });
 }

