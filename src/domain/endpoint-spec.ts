@@ -3,7 +3,8 @@
  * `vnc://host:port`, the backend security (`none`, `vncauth` with a password, `vencrypt` with TLS and
  * optionally a CA bundle, a client certificate and its key, and a VNC password for the inner
  * VncAuth), and the URL zone. Certificates are parsed (X.509) and a client key must match its
- * certificate, so a broken PEM is refused when it is stored, not when a console is opened.
+ * certificate, so a broken PEM is refused when it is stored, not when a console is opened. VeNCrypt
+ * needs a CA or a server name (or only anonymous subtypes): never "any public certificate, any name".
  *
  * Secrets (password, client key) stay plain here; callers seal them (domain/secrets.ts) with the aads
  * below. Problems name the field; they never quote a secret.
@@ -228,6 +229,12 @@ export function checkEndpoint(raw: Record<string, unknown>): { spec?: EndpointSp
   }
   const opt = checkEndpointOptions(raw, typeof security === 'string' ? (security as EndpointSecurity) : undefined, password !== null);
   problems.push(...opt.problems);
+  // Without a CA and a name, the certificate check would be "any publicly trusted certificate, for any
+  // name". Only an endpoint limited to anonymous TLS (explicitly allowed) checks no certificate at all.
+  const anonymousOnly = opt.options?.tlsSubtypes?.every((t) => t.startsWith('tls')) === true;
+  if (security === 'vencrypt' && caCert === null && opt.options?.tlsServername === undefined && !anonymousOnly && opt.problems.length === 0) {
+    bad('ca_cert', 'is required with security vencrypt unless servername is set (the CA the server certificate must chain to, or the name it must carry)');
+  }
   if (problems.length > 0 || !parsed) return { problems };
   return {
     problems,

@@ -10,6 +10,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { keyStatus, rotateKeys } from '../../src/domain/key-rotation.js';
+import { VeNCryptSubtype } from '../../src/rfb/constants.js';
+import { vencryptSubtypesFor } from '../../src/rfb/client-handshake.js';
 import { signedCall } from '../helpers/aksk.js';
 import { call, login, startTestGateway, type HttpResult, type TestGateway } from '../helpers/gateway.js';
 import { RfbTestClient } from '../helpers/rfb-client.js';
@@ -133,5 +135,35 @@ describe('endpoint and machine-id security', { skip: requireTools('openssl') }, 
     assert.equal((await keyStatus(t.gw.store, t.gw.secrets)).unbound, 0);
     await open();
     assert.throws(() => t.gw.consoles.credentialOf({ ...r, endpoint: { ...rebound, host: 'attacker.example' } }), /failed authentication/);
+  });
+
+  it('security #9: a VeNCrypt endpoint needs a CA or a server name (admin API and fleet files: 400)', async () => {
+    const m = await machine('tls-1', { url: 'vnc://10.0.0.12:5901' });
+    fails(await api('PUT', `/admin/v1/endpoints/${m.id}`, { endpoint: { url: 'vnc://10.0.0.12:5901', security: 'vencrypt', password: 'x' } }), 400, 'PH.0400', /ca_cert:? is required with security vencrypt unless servername/);
+    ok(await api('PUT', `/admin/v1/endpoints/${m.id}`, { endpoint: { url: 'vnc://10.0.0.12:5901', security: 'vencrypt', servername: 'vnc.test' } }));
+    ok(await api('PUT', `/admin/v1/endpoints/${m.id}`, { endpoint: { url: 'vnc://10.0.0.12:5901', security: 'vencrypt', ca_cert: pki.ca } }));
+    // Removing the CA of a CA-only endpoint is refused as well.
+    fails(await api('PATCH', `/admin/v1/cloudservers/${m.id}`, { cloudserver: { console: { ca_cert: null } } }), 400, 'PH.0400', /ca_cert:? is required with security vencrypt unless servername/);
+    // Anonymous TLS only (explicit opt-in): there is no certificate to check, so neither is needed.
+    ok(await api('PUT', `/admin/v1/endpoints/${m.id}`, { endpoint: { url: 'vnc://10.0.0.12:5901', security: 'vencrypt', allow_anonymous_tls: true, vencrypt_subtypes: ['tlsnone'] } }));
+    const fleet = `
+domains:
+  - name: ${f.domain}
+    projects:
+      - name: ${f.project_name}
+        cloudservers:
+          - name: tls-fleet
+            console: { url: "vnc://10.0.0.13:5901", security: vencrypt }
+`;
+    fails(await api('POST', '/admin/v1/fleet', { fleet, dry_run: true }), 400, 'PH.0400', /ca_cert:? is required with security vencrypt unless servername/);
+  });
+
+  it('security #9: the dial code never uses an X.509 subtype without a CA or a server name', () => {
+    const x509: number[] = [VeNCryptSubtype.X509_PLAIN, VeNCryptSubtype.X509_VNC, VeNCryptSubtype.X509_NONE];
+    const pw = new TextEncoder().encode('pw');
+    assert.deepEqual(vencryptSubtypesFor({ type: 'vencrypt', password: pw, tls: {} }).filter((s) => x509.includes(s)), []);
+    assert.deepEqual(vencryptSubtypesFor({ type: 'vencrypt', tls: {}, allowAnonymous: true }), [VeNCryptSubtype.TLS_NONE]);
+    assert.deepEqual(vencryptSubtypesFor({ type: 'vencrypt', password: pw, tls: { servername: 'vnc.test' } }), [VeNCryptSubtype.X509_VNC]);
+    assert.deepEqual(vencryptSubtypesFor({ type: 'vencrypt', tls: { ca: pki.ca } }), [VeNCryptSubtype.X509_NONE]);
   });
 });
