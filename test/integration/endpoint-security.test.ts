@@ -13,6 +13,7 @@ import { keyStatus, rotateKeys } from '../../src/domain/key-rotation.js';
 import { VeNCryptSubtype } from '../../src/rfb/constants.js';
 import { vencryptSubtypesFor } from '../../src/rfb/client-handshake.js';
 import { signedCall } from '../helpers/aksk.js';
+import { assistUrl, cast } from '../helpers/assistance.js';
 import { call, login, startTestGateway, type HttpResult, type TestGateway } from '../helpers/gateway.js';
 import { RfbTestClient } from '../helpers/rfb-client.js';
 import { makeTestPki, requireTools, type TestPki } from '../helpers/vnc-servers.js';
@@ -42,6 +43,8 @@ describe('endpoint and machine-id security', { skip: requireTools('openssl') }, 
   const machine = async (name: string, console: Json): Promise<Json> =>
     ok(await api('POST', '/admin/v1/cloudservers', { cloudserver: { project_id: f.project_id, name, console } }), 201).cloudserver;
   const stored = async (id: string) => (await t.gw.store.inventory.getResourceById(id))!;
+  let people: Awaited<ReturnType<typeof cast>> | undefined;
+  const castOnce = async () => (people ??= await cast(t));
 
   before(async () => {
     pki = makeTestPki();
@@ -165,5 +168,70 @@ domains:
     assert.deepEqual(vencryptSubtypesFor({ type: 'vencrypt', tls: {}, allowAnonymous: true }), [VeNCryptSubtype.TLS_NONE]);
     assert.deepEqual(vencryptSubtypesFor({ type: 'vencrypt', password: pw, tls: { servername: 'vnc.test' } }), [VeNCryptSubtype.X509_VNC]);
     assert.deepEqual(vencryptSubtypesFor({ type: 'vencrypt', tls: { ca: pki.ca } }), [VeNCryptSubtype.X509_NONE]);
+  });
+
+  it('security #11: a desktop created again under the same name shows nothing of the previous one', async () => {
+    const people = await castOnce();
+    const port = t.gw.demo!.desktop.port;
+    const newDesktop = async () => ok(await api('POST', '/admin/v1/desktops', {
+      desktop: { project_id: f.project_id, name: 'reused-desk', console: { url: `vnc://127.0.0.1:${port}`, security: 'vncauth', password: f.vnc_password } },
+    }), 201).desktop;
+    const d1 = await newDesktop();
+    // History of the first incarnation: a console session, a share space (with its password), audit events.
+    const remote = await call(`${t.url}/v2/${f.project_id}/desktops/${d1.id}/remote-consoles`, { headers: { 'x-auth-token': people.helpdesk } });
+    assert.equal(remote.status, 200, remote.text);
+    const c = await RfbTestClient.connect(wsUrl((remote.body as Json).url));
+    c.close();
+    await c.closed;
+    const url = assistUrl(t, d1.id);
+    const created = await call(url, { method: 'POST', headers: { 'x-auth-token': people.helpdesk } });
+    assert.equal(created.status, 200, created.text);
+    const spaceId = (created.body as Json).share_space_id as string;
+    const shown = await call(url, { headers: { 'x-auth-token': people.helpdesk } });
+    assert.equal((shown.body as Json).status, 'WAIT_USER_CONFIRM');
+    ok(await api('GET', `/admin/v1/desktops/${d1.id}`));
+    assert.ok(ok(await api('GET', `/admin/v1/sessions?resource_id=${d1.id}&all=true`)).count >= 1);
+
+    // Deleting the desktop closes its active share space.
+    assert.equal((await api('DELETE', `/admin/v1/desktops/${d1.id}`)).status, 204);
+    assert.equal((await t.gw.store.assistance.getSpace(spaceId))?.status, 'CLOSE', 'the space of a deleted desktop is closed');
+
+    t.clock.offsetMs += 5;
+    const d2 = await newDesktop();
+    assert.equal(d2.id, d1.id, 'the derived id is the same');
+    assert.equal(ok(await api('GET', `/admin/v1/sessions?resource_id=${d2.id}&all=true`)).count, 0, 'no session of the previous desktop');
+    await t.gw.audit.flush();
+    const events = ok(await api('GET', `/admin/v1/audit-events?resource_id=${d2.id}`)).events as Json[];
+    assert.ok(events.length >= 1, 'the new desktop\'s own creation is there');
+    for (const e of events) assert.ok(Date.parse(e.time) >= Date.parse(d2.created_at), `an event of the previous desktop: ${e.action} at ${e.time}`);
+    const again = await call(url, { headers: { 'x-auth-token': people.helpdesk } });
+    assert.equal(again.status, 404, `the previous desktop's share space (and its password) is not shown: ${again.text}`);
+    // The new desktop gets a space of its own (the previous one does not block it).
+    const mine = await call(url, { method: 'POST', headers: { 'x-auth-token': people.helpdesk } });
+    assert.equal(mine.status, 200, mine.text);
+    const now = await call(url, { headers: { 'x-auth-token': people.helpdesk } });
+    assert.equal((now.body as Json).share_space_id, (mine.body as Json).share_space_id);
+    assert.notEqual((mine.body as Json).share_space_id, spaceId);
+    assert.equal((await api('DELETE', `/admin/v1/desktops/${d2.id}`)).status, 204);
+  });
+  it('security #11: a space left active by a desktop deleted before this fix is closed, not shown, and does not block', async () => {
+    const people = await castOnce();
+    const port = t.gw.demo!.desktop.port;
+    const body = { desktop: { project_id: f.project_id, name: 'reused-desk-2', console: { url: `vnc://127.0.0.1:${port}`, security: 'vncauth', password: f.vnc_password } } };
+    const d1 = ok(await api('POST', '/admin/v1/desktops', body), 201).desktop;
+    const url = assistUrl(t, d1.id);
+    const created = await call(url, { method: 'POST', headers: { 'x-auth-token': people.helpdesk } });
+    assert.equal(created.status, 200, created.text);
+    const old = (created.body as Json).share_space_id as string;
+    await t.gw.store.inventory.deleteResource(d1.id); // as an older version left it: the space still active
+    t.clock.offsetMs += 5;
+    const d2 = ok(await api('POST', '/admin/v1/desktops', body), 201).desktop;
+    assert.equal(d2.id, d1.id);
+    const shown = await call(url, { headers: { 'x-auth-token': people.helpdesk } });
+    assert.equal(shown.status, 404, shown.text);
+    assert.equal((await t.gw.store.assistance.getSpace(old))?.status, 'CLOSE');
+    const mine = await call(url, { method: 'POST', headers: { 'x-auth-token': people.helpdesk } });
+    assert.equal(mine.status, 200, mine.text);
+    assert.equal((await api('DELETE', `/admin/v1/desktops/${d2.id}`)).status, 204);
   });
 });
