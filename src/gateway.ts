@@ -160,7 +160,7 @@ function startAssistanceTicks(assistance: AssistanceService, upgrade: UpgradeHan
  * with `console.end_sessions_on_change`, ends its live sessions here with 4007 `revoked`. On the
  * embedded demo the demo domain is an operator domain, so its administrator can try every command.
  */
-function adminServices(o: { config: Readonly<Config>; store: Store; secrets: SecretBox; clock: Clock; upgrade: UpgradeHandler; nodeId: string; log: Logger; demoDomain: string | null; bus?: EventBus | null }): AdminServices {
+function adminServices(o: { config: Readonly<Config>; store: Store; secrets: SecretBox; clock: Clock; upgrade: UpgradeHandler; nodeId: string; log: Logger; demoDomain: string | null; bus?: EventBus | null; assistance?: AssistanceService }): AdminServices {
   const local = new LocalSessionControl(o.upgrade, o.nodeId);
   // With several nodes, commands for a session reach the node relaying it over the cluster bus.
   let control: SessionControl = local;
@@ -170,6 +170,12 @@ function adminServices(o: { config: Readonly<Config>; store: Store; secrets: Sec
     control = cluster;
   }
   const resourcesChanged = async (ids: string[]) => {
+    // A deleted desktop's share space closes (whatever the session policy): it must not outlive it,
+    // nor be found by a desktop created later under the same name (the same derived id).
+    for (const id of ids) {
+      if (!o.assistance || (await o.store.inventory.getResourceById(id).catch(() => null)) !== undefined) continue;
+      await o.assistance.desktopDeleted(id).catch((err: unknown) => o.log.warn({ err, resourceId: id }, 'could not close the share space of a deleted desktop'));
+    }
     if (!o.config.console.endSessionsOnChange) return;
     for (const id of ids) {
       const n = await control.endResource(id, CloseCode.REVOKED, CloseReason.REVOKED);
@@ -305,7 +311,7 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     const upgrade = createUpgradeHandler({ config, consoles, sessions, log, metrics, assistance });
     relay.upgrade = upgrade;
     metrics.trackLive(() => upgrade.live());
-    const admin = adminServices({ config, store, secrets, clock, upgrade, nodeId, log, demoDomain: demo?.facts.domain ?? null, bus });
+    const admin = adminServices({ config, store, secrets, clock, upgrade, nodeId, log, demoDomain: demo?.facts.domain ?? null, bus, assistance });
     late.admin = admin;
     const rateLimits = redis ? new RedisRateLimitStore(redis, new MemoryRateLimitStore(), redisLog) : new MemoryRateLimitStore();
     const app = await buildApi({ config, store, iam, consoles, audit, web, accessKeys, rateLimits, clock, admin, assistance }, {

@@ -266,6 +266,6 @@ export function adminOpenApiSchemas(): Json {
         summary: { type: 'object', properties: { create: { type: 'integer' }, update: { type: 'integer' }, delete: { type: 'integer' }, unchanged: { type: 'integer' } } },
       },
     },
-    KeyStatus: { type: 'object', properties: { current_key_id: str, sealed_values: { type: 'object', additionalProperties: { type: 'integer' } }, total: { type: 'integer' }, stale: { type: 'integer' }, resealed: { type: 'integer' } } },
+    KeyStatus: { type: 'object', properties: { current_key_id: str, sealed_values: { type: 'object', additionalProperties: { type: 'integer' } }, total: { type: 'integer' }, stale: { type: 'integer' }, unbound: { type: 'integer', description: 'Endpoint secrets sealed before they were bound to their endpoint target; a rotation binds them.' }, resealed: { type: 'integer' } } },
   };
 }

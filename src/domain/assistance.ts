@@ -290,10 +290,27 @@ export class AssistanceService {
     return { assigned, consents, waiting: s.status === 'WAIT_USER_CONFIRM' ? assigned.filter((u) => !consents.includes(u)) : [] };
   }
 
-  /** The desktop's active space, else its newest closed one (an active one past its time is closed first). */
+  /**
+   * The desktop's active space, else its newest closed one (an active one past its time is closed
+   * first) — of this desktop only: ids are derived from names, so a desktop deleted and created again
+   * has the same id, and a space made before the desktop was (created for the previous one, with its
+   * password) is never shown; still active, it is closed.
+   */
   async current(desktopId: string): Promise<ShareSpaceRecord | undefined> {
     const s = await this.store.assistance.currentForDesktop(desktopId);
-    return s ? this.fresh(s) : undefined;
+    if (!s) return undefined;
+    const desktop = await this.store.inventory.getResourceById(desktopId);
+    if (!desktop || s.createdAt < desktop.createdAt) {
+      if (isActive(s)) await this.close(s, 'cancelled', null);
+      return undefined;
+    }
+    return this.fresh(s);
+  }
+
+  /** After a desktop was deleted: its active space closes, and its helpers are disconnected. */
+  async desktopDeleted(desktopId: string): Promise<void> {
+    const s = await this.store.assistance.currentForDesktop(desktopId);
+    if (s && isActive(s)) await this.close(s, 'cancelled', null);
   }
 
   /**

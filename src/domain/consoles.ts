@@ -14,7 +14,7 @@ import { consoleRefusal } from './liveness.js';
 import type { SecretBox } from './secrets.js';
 import type { BackendCredential } from '../rfb/client-handshake.js';
 import { VENCRYPT_SUBTYPE_NUMBERS, type ClipboardSetting, type SessionMode } from './endpoint-options.js';
-import { endpointPasswordAad, endpointTlsKeyAad } from './endpoint-spec.js';
+import { openEndpointSecret } from './endpoint-spec.js';
 
 export interface ConsoleOptions { publicUrl: string; tokenTtlSeconds: number; lang: string; defaultZone: string }
 
@@ -150,10 +150,11 @@ export class ConsoleService {
     const ep = resource.endpoint;
     if (!ep || ep.security === 'none') return { type: 'none' };
     const utf8 = (s: string) => new TextEncoder().encode(s);
-    const pw = ep.passwordSealed === null ? undefined : this.secrets.open(ep.passwordSealed, endpointPasswordAad(resource.id));
+    // Sealed bound to this endpoint's target: a value made for another target does not open (throws).
+    const pw = openEndpointSecret(this.secrets, 'password', resource.id, ep)?.plain;
     if (ep.security === 'vncauth') return { type: 'vncauth', password: utf8(pw ?? '') };
     const o = ep.options ?? {};
-    const key = ep.tlsKeySealed ? this.secrets.open(ep.tlsKeySealed, endpointTlsKeyAad(resource.id)) : undefined;
+    const key = openEndpointSecret(this.secrets, 'tlsKey', resource.id, ep)?.plain;
     return {
       type: 'vencrypt',
       ...(pw !== undefined ? { password: utf8(pw) } : {}),

@@ -3,14 +3,15 @@
  * `vnc://host:port`, the backend security (`none`, `vncauth` with a password, `vencrypt` with TLS and
  * optionally a CA bundle, a client certificate and its key, and a VNC password for the inner
  * VncAuth), and the URL zone. Certificates are parsed (X.509) and a client key must match its
- * certificate, so a broken PEM is refused when it is stored, not when a console is opened.
+ * certificate, so a broken PEM is refused when it is stored, not when a console is opened. VeNCrypt
+ * needs a CA or a server name (or only anonymous subtypes): never "any public certificate, any name".
  *
  * Secrets (password, client key) stay plain here; callers seal them (domain/secrets.ts) with the aads
  * below. Problems name the field; they never quote a secret.
  */
-import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
 import type { ConsoleEndpoint, EndpointSecurity } from '../store/types.js';
-import type { SecretBox } from './secrets.js';
+import { SecretBoxError, type SecretBox } from './secrets.js';
 import { checkEndpointOptions, encodeEndpointOptions, type EndpointOptions } from './endpoint-options.js';
 
 export const ZONE_RE = /^[A-Za-z0-9._-]{1,64}$/;
@@ -20,9 +21,101 @@ export const MAX_PEM_LENGTH = 64 * 1024;
 /** Largest VNC password accepted (RFC 6143 §7.2.2 VncAuth uses the first 8 bytes; VeNCrypt Plain more). */
 export const MAX_VNC_PASSWORD_LENGTH = 255;
 
-/** Sealing contexts: a sealed value only opens for the record it was made for. */
-export const endpointPasswordAad = (resourceId: string) => `endpoint:${resourceId}`;
-export const endpointTlsKeyAad = (resourceId: string) => `endpoint-tls-key:${resourceId}`;
+/**
+ * Who a stored secret goes to: the address, the security, and what authenticates the server to
+ * Porthole (CA bundle, server name, allowed VeNCrypt subtypes, anonymous TLS). A change of any of
+ * these is a new target: a stored password or client key is not carried to it (it could be handed
+ * to another machine — e.g. X509Plain in clear inside a TLS session with an attacker's CA), and a
+ * sealed value is bound to its target (below), so it cannot be opened for another one.
+ */
+export interface EndpointTarget {
+  host: string;
+  port: number;
+  security: string;
+  ca: string | null;
+  servername: string | null;
+  /** Sorted, without duplicates; null when the endpoint does not restrict them. */
+  subtypes: string[] | null;
+  anonymousTls: boolean;
+}
+
+/** The target of a stored endpoint, or of validated endpoint fields. */
+export function endpointTarget(e: { host: string; port: number; security: EndpointSecurity; options?: EndpointOptions | undefined } & ({ tlsCa?: string | null } | { caCert?: string | null })): EndpointTarget {
+  const vencrypt = e.security === 'vencrypt';
+  const ca = ('tlsCa' in e ? e.tlsCa : 'caCert' in e ? e.caCert : null) ?? null;
+  const o = e.options ?? {};
+  return {
+    host: e.host, port: e.port, security: e.security, ca: vencrypt ? ca : null, servername: vencrypt ? o.tlsServername ?? null : null,
+    subtypes: vencrypt && o.tlsSubtypes ? [...new Set(o.tlsSubtypes)].sort() : null, anonymousTls: vencrypt && o.allowAnonymousTls === true,
+  };
+}
+
+/**
+ * The target that raw endpoint input (`url`, `security`, `ca_cert`, `servername`, `vencrypt_subtypes`,
+ * `allow_anonymous_tls`) names, normalised like `endpointTarget`; undefined when the URL does not parse.
+ */
+export function rawEndpointTarget(raw: Record<string, unknown>): EndpointTarget | undefined {
+  const at = typeof raw.url === 'string' ? parseVncUrl(raw.url) : undefined;
+  if (!at) return undefined;
+  const vencrypt = raw.security === 'vencrypt';
+  const subtypes = raw.vencrypt_subtypes;
+  return {
+    host: at.host, port: at.port, security: typeof raw.security === 'string' ? raw.security : JSON.stringify(raw.security ?? null),
+    ca: vencrypt && typeof raw.ca_cert === 'string' ? raw.ca_cert : null,
+    servername: vencrypt && typeof raw.servername === 'string' ? raw.servername : null,
+    subtypes: vencrypt && Array.isArray(subtypes) ? [...new Set(subtypes.map((x) => String(x)))].sort() : null,
+    anonymousTls: vencrypt && raw.allow_anonymous_tls === true,
+  };
+}
+
+/** A short fingerprint of a target (what the sealing contexts carry). */
+export function targetKey(t: EndpointTarget): string {
+  const canonical = JSON.stringify([t.host, t.port, t.security, t.ca, t.servername, t.subtypes, t.anonymousTls]);
+  return createHash('sha256').update('porthole endpoint target\0').update(canonical).digest('hex').slice(0, 32);
+}
+
+export const sameTarget = (a: EndpointTarget, b: EndpointTarget): boolean => targetKey(a) === targetKey(b);
+
+/**
+ * Sealing contexts: a sealed value only opens for the machine AND the target it was made for, so a
+ * path that forgets to drop a secret on a target change still cannot hand it to the new target.
+ */
+export const endpointPasswordAad = (resourceId: string, target: EndpointTarget) => `endpoint:${resourceId}:target:${targetKey(target)}`;
+export const endpointTlsKeyAad = (resourceId: string, target: EndpointTarget) => `endpoint-tls-key:${resourceId}:target:${targetKey(target)}`;
+/**
+ * The contexts of values sealed before the binding (machine only). They still open, for their
+ * endpoint as it is stored — a change of target drops them like any stored secret — and
+ * `porthole key rotate` re-seals them bound (domain/key-rotation.ts).
+ */
+export const legacyEndpointPasswordAad = (resourceId: string) => `endpoint:${resourceId}`;
+export const legacyEndpointTlsKeyAad = (resourceId: string) => `endpoint-tls-key:${resourceId}`;
+
+export type EndpointSecretKind = 'password' | 'tlsKey';
+
+/** The contexts a stored value of `kind` may open under, the bound one first. */
+export function endpointSecretAads(kind: EndpointSecretKind, resourceId: string, ep: ConsoleEndpoint): { bound: string; legacy: string } {
+  const target = endpointTarget(ep);
+  return kind === 'password'
+    ? { bound: endpointPasswordAad(resourceId, target), legacy: legacyEndpointPasswordAad(resourceId) }
+    : { bound: endpointTlsKeyAad(resourceId, target), legacy: legacyEndpointTlsKeyAad(resourceId) };
+}
+
+/**
+ * Opens a stored endpoint's password or client key (undefined when none is stored); `bound` says
+ * whether it was sealed bound to its target (false: a value from before the binding). Throws
+ * SecretBoxError when it opens under neither context — e.g. it was made for another target.
+ */
+export function openEndpointSecret(secrets: SecretBox, kind: EndpointSecretKind, resourceId: string, ep: ConsoleEndpoint): { plain: string; bound: boolean } | undefined {
+  const sealed = kind === 'password' ? ep.passwordSealed : ep.tlsKeySealed;
+  if (!sealed) return undefined;
+  const aads = endpointSecretAads(kind, resourceId, ep);
+  try {
+    return { plain: secrets.open(sealed, aads.bound), bound: true };
+  } catch (err) {
+    if (!(err instanceof SecretBoxError) || err.reason !== 'authentication') throw err;
+  }
+  return { plain: secrets.open(sealed, aads.legacy), bound: false };
+}
 
 /** A validated endpoint with its secrets in clear (only between validation and sealing). */
 export interface EndpointSpec {
@@ -136,6 +229,12 @@ export function checkEndpoint(raw: Record<string, unknown>): { spec?: EndpointSp
   }
   const opt = checkEndpointOptions(raw, typeof security === 'string' ? (security as EndpointSecurity) : undefined, password !== null);
   problems.push(...opt.problems);
+  // Without a CA and a name, the certificate check would be "any publicly trusted certificate, for any
+  // name". Only an endpoint limited to anonymous TLS (explicitly allowed) checks no certificate at all.
+  const anonymousOnly = opt.options?.tlsSubtypes?.every((t) => t.startsWith('tls')) === true;
+  if (security === 'vencrypt' && caCert === null && opt.options?.tlsServername === undefined && !anonymousOnly && opt.problems.length === 0) {
+    bad('ca_cert', 'is required with security vencrypt unless servername is set (the CA the server certificate must chain to, or the name it must carry)');
+  }
   if (problems.length > 0 || !parsed) return { problems };
   return {
     problems,
@@ -163,23 +262,27 @@ export interface EndpointFields {
 }
 
 /**
- * The stored form of `e` for resource `resourceId`: secrets sealed, reusing `prev`'s sealed values
- * when they still hold the same secret, so an unchanged endpoint compares equal and revokes nothing.
+ * The stored form of `e` for resource `resourceId`: secrets sealed bound to the endpoint's target,
+ * reusing `prev`'s sealed values when they still hold the same secret for the same target, so an
+ * unchanged endpoint compares equal and revokes nothing (a value sealed before the binding is kept
+ * as long as its target does not change).
  */
 export function sealEndpoint(secrets: SecretBox, resourceId: string, e: EndpointFields, prev: ConsoleEndpoint | null | undefined): ConsoleEndpoint {
-  const reseal = (plain: string | null | undefined, prevSealed: string | null | undefined, aad: string): string | null => {
+  const target = endpointTarget(e);
+  const prevSameTarget = prev ? sameTarget(endpointTarget(prev), target) : false;
+  const reseal = (kind: EndpointSecretKind, plain: string | null | undefined, aad: string): string | null => {
     if (plain === null || plain === undefined) return null;
-    if (prevSealed) {
-      try { if (secrets.open(prevSealed, aad) === plain) return prevSealed; } catch { /* sealed under a key we lack: seal again */ }
+    if (prev && prevSameTarget) {
+      try { if (openEndpointSecret(secrets, kind, resourceId, prev)?.plain === plain) return kind === 'password' ? prev.passwordSealed : prev.tlsKeySealed ?? null; } catch { /* sealed under a key we lack: seal again */ }
     }
     return secrets.seal(plain, aad);
   };
   const ep: ConsoleEndpoint = {
-    host: e.host, port: e.port, security: e.security, passwordSealed: reseal(e.password, prev?.passwordSealed, endpointPasswordAad(resourceId)), zone: e.zone,
+    host: e.host, port: e.port, security: e.security, passwordSealed: reseal('password', e.password, endpointPasswordAad(resourceId, target)), zone: e.zone,
   };
   if (e.caCert) ep.tlsCa = e.caCert;
   if (e.clientCert) ep.tlsCert = e.clientCert;
-  const key = reseal(e.clientKey, prev?.tlsKeySealed, endpointTlsKeyAad(resourceId));
+  const key = reseal('tlsKey', e.clientKey, endpointTlsKeyAad(resourceId, target));
   if (key !== null) ep.tlsKeySealed = key;
   if (e.options && encodeEndpointOptions(e.options) !== null) ep.options = e.options;
   return ep;

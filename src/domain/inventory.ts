@@ -7,8 +7,10 @@
  * live sessions there when `console.end_sessions_on_change` is on (close code 4007 `revoked`).
  *
  * Endpoint input (`url`, `security`, `password`, `zone`, `ca_cert`, `client_cert`, `client_key`) is
- * validated by domain/endpoint-spec.ts. Secrets left out of an update keep their current value, so an
- * operator can move a machine to another port without retyping its VNC password; `null` clears.
+ * validated by domain/endpoint-spec.ts. Secrets left out of an update keep their current value while
+ * the endpoint's target (host, port, security, CA, server name, VeNCrypt subtypes) stays the same, so
+ * an operator can change its zone or policies without retyping its VNC password; a new target drops
+ * them unless they are given again (a secret is never handed to another machine); `null` clears.
  */
 import { ApiError } from '../errors.js';
 import type { ConsoleEndpoint, ConsoleTokenRecord, ProjectRecord, ResourceKind, ResourceRecord, Store } from '../store/types.js';
@@ -16,7 +18,7 @@ import type { Principal } from './authz.js';
 import type { Clock } from './clock.js';
 import { assignDesktopUser, desktopAttributeProblems, unassignDesktopUser } from './desktop.js';
 import { checkName, type AdminAccess } from './directory.js';
-import { checkEndpoint, endpointPasswordAad, endpointTlsKeyAad, endpointsEqual, sealEndpoint, vncUrl } from './endpoint-spec.js';
+import { checkEndpoint, endpointTarget, endpointsEqual, openEndpointSecret, rawEndpointTarget, sameTarget, sealEndpoint, vncUrl } from './endpoint-spec.js';
 import { STATUS_RE, UUID_RE, deriveResourceId } from './fleet-model.js';
 import { ENDPOINT_OPTION_KEYS, endpointOptionsView } from './endpoint-options.js';
 import type { SecretBox } from './secrets.js';
@@ -66,16 +68,18 @@ export class InventoryService {
 
   /**
    * Endpoint input for `resourceId` → stored endpoint. `merge`: omitted fields keep `prev`'s values
-   * (PATCH); `replace`: omitted fields are unset, except secrets, which keep `prev`'s (PUT).
+   * (PATCH); `replace`: omitted fields are unset, except secrets, which keep `prev`'s (PUT) — but only
+   * while the target stays the same (host, port, security, CA, server name, VeNCrypt subtypes,
+   * anonymous TLS: domain/endpoint-spec.ts `EndpointTarget`). A secret is never carried to another
+   * target: it is dropped unless given again, and `dropped` names it (`password`, `client_key`).
    */
-  private endpointFrom(resourceId: string, input: unknown, prev: ConsoleEndpoint | null, mode: 'merge' | 'replace'): ConsoleEndpoint | null {
-    if (input === null) return null;
+  private endpointFrom(resourceId: string, input: unknown, prev: ConsoleEndpoint | null, mode: 'merge' | 'replace'): { endpoint: ConsoleEndpoint | null; dropped: string[] } {
+    if (input === null) return { endpoint: null, dropped: [] };
     if (!isObj(input)) throw bad('console must be a mapping with url, security, password, zone, ca_cert, client_cert, client_key.');
     for (const k of Object.keys(input)) if (!['url', 'security', 'password', 'zone', 'ca_cert', 'client_cert', 'client_key', ...ENDPOINT_OPTION_KEYS].includes(k)) throw bad(`console.${k} is not a console field.`);
     const raw: Record<string, unknown> = { ...input };
-    const open = (sealed: string | null | undefined, aad: string): string | undefined => {
-      if (!sealed) return undefined;
-      try { return this.secrets.open(sealed, aad); } catch (err) { throw new ApiError('internal', undefined, { cause: err }); }
+    const open = (kind: 'password' | 'tlsKey'): string | null => {
+      try { return openEndpointSecret(this.secrets, kind, resourceId, prev as ConsoleEndpoint)?.plain ?? null; } catch (err) { throw new ApiError('internal', undefined, { cause: err }); }
     };
     if (prev && mode === 'merge') {
       raw.url ??= vncUrl(prev.host, prev.port);
@@ -92,11 +96,34 @@ export class InventoryService {
         raw[k] = v;
       }
     }
-    if (prev && !('password' in raw) && (raw.security ?? prev.security) !== 'none') raw.password = open(prev.passwordSealed, endpointPasswordAad(resourceId)) ?? null;
-    if (prev && !('client_key' in raw) && raw.client_cert) raw.client_key = open(prev.tlsKeySealed, endpointTlsKeyAad(resourceId)) ?? null;
+    const dropped: string[] = [];
+    if (prev) {
+      // The security the result will have when the input leaves it out (PUT): vncauth with a password.
+      const security = raw.security ?? ('password' in raw ? (raw.password === null ? 'none' : 'vncauth') : prev.passwordSealed !== null ? 'vncauth' : 'none');
+      const target = rawEndpointTarget({ ...raw, security });
+      const sameTargetAsBefore = target !== undefined && sameTarget(target, endpointTarget(prev));
+      if (!('password' in raw) && prev.passwordSealed !== null && security !== 'none') {
+        if (sameTargetAsBefore) raw.password = open('password');
+        else {
+          dropped.push('password');
+          raw.security ??= security; // not a silent switch to security none: vncauth then asks for the password
+        }
+      }
+      if (!('client_key' in raw) && prev.tlsKeySealed && raw.client_cert) {
+        if (sameTargetAsBefore) raw.client_key = open('tlsKey');
+        else {
+          dropped.push('client_key');
+          // A certificate carried over without its key goes with it (given in the input: the key is asked for).
+          if (!('client_cert' in input)) raw.client_cert = null;
+        }
+      }
+    }
     const { spec, problems } = checkEndpoint(raw);
-    if (!spec) throw bad(`console: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}.`);
-    return sealEndpoint(this.secrets, resourceId, spec, prev);
+    if (!spec) {
+      const why = dropped.length > 0 ? ` (the stored ${dropped.join(' and ')} was not kept: the endpoint's address, security or TLS settings changed, so give it again)` : '';
+      throw bad(`console: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}${why}.`);
+    }
+    return { endpoint: sealEndpoint(this.secrets, resourceId, spec, prev), dropped };
   }
 
   async list(p: Principal, kind: ResourceKind, projectId?: string): Promise<{ resources: ResourceRecord[]; projects: Map<string, ProjectRecord> }> {
@@ -123,18 +150,19 @@ export class InventoryService {
     if (existing.some((r) => r.name === name)) throw new ApiError('conflict', `Project ${project.name} already has a ${KIND_NOUN[kind]} named ${name}.`);
     const status = input.status === undefined ? 'ACTIVE' : checkStatus(input.status);
     const attributes = input.attributes === undefined ? {} : checkAttributes(kind, input.attributes);
-    const endpoint = input.console === undefined ? null : this.endpointFrom(id, input.console, null, 'replace');
+    const endpoint = input.console === undefined ? null : this.endpointFrom(id, input.console, null, 'replace').endpoint;
     const { record } = await this.store.inventory.upsertResource({ id, projectId: project.id, kind, name, status, attributes, endpoint }, this.clock.now());
     return record;
   }
 
   /** Applies a change; revokes tokens (and ends sessions by policy) when anything changed. */
-  private async commit(before: ResourceRecord, after: Omit<ResourceRecord, 'endpointGeneration' | 'createdAt' | 'updatedAt'>): Promise<{ resource: ResourceRecord; changed: string[] }> {
+  /** `dropped`: stored endpoint secrets not carried to a new target (listed as `console.password`, `console.client_key`). */
+  private async commit(before: ResourceRecord, after: Omit<ResourceRecord, 'endpointGeneration' | 'createdAt' | 'updatedAt'>, dropped: string[] = []): Promise<{ resource: ResourceRecord; changed: string[] }> {
     const changed: string[] = [];
     if (before.name !== after.name) changed.push('name');
     if (before.status !== after.status) changed.push('status');
     if (JSON.stringify(before.attributes) !== JSON.stringify(after.attributes)) changed.push('attributes');
-    if (!endpointsEqual(before.endpoint, after.endpoint)) changed.push('console');
+    if (!endpointsEqual(before.endpoint, after.endpoint)) changed.push('console', ...dropped.map((d) => `console.${d}`));
     if (changed.length === 0) return { resource: before, changed };
     const now = this.clock.now();
     const resource = await this.store.transaction(async (tx) => {
@@ -167,8 +195,9 @@ export class InventoryService {
       }
       after.attributes = checkAttributes(kind, merged);
     }
-    if (patch.console !== undefined) after.endpoint = this.endpointFrom(r.id, patch.console, r.endpoint, 'merge');
-    return this.commit(r, after);
+    let dropped: string[] = [];
+    if (patch.console !== undefined) ({ endpoint: after.endpoint, dropped } = this.endpointFrom(r.id, patch.console, r.endpoint, 'merge'));
+    return this.commit(r, after, dropped);
   }
 
   async delete(p: Principal, kind: ResourceKind, id: string): Promise<ResourceRecord> {
@@ -191,8 +220,8 @@ export class InventoryService {
     this.access.require(p, 'admin:endpoints:set');
     const { resource: r } = await this.access.resource(p, id);
     if (input === null || input === undefined) throw bad('console is required (DELETE removes an endpoint).');
-    const endpoint = this.endpointFrom(r.id, input, r.endpoint, 'replace');
-    return this.commit(r, { ...r, endpoint });
+    const { endpoint, dropped } = this.endpointFrom(r.id, input, r.endpoint, 'replace');
+    return this.commit(r, { ...r, endpoint }, dropped);
   }
 
   async deleteEndpoint(p: Principal, id: string): Promise<{ resource: ResourceRecord; changed: string[] }> {

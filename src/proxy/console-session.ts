@@ -410,9 +410,15 @@ class ConsoleSession {
   /**
    * VeNCrypt: wrap the TCP socket in TLS. The certificate must chain to the endpoint's CA (TLS ≥ 1.2;
    * without a CA, Node's root store); the name is checked only when a servername is configured (it is
-   * also sent as SNI). TLS failures are BACKEND_PROTOCOL.
+   * also sent as SNI). With neither there is nothing to authenticate the server by: refused (the codec
+   * never picks an X.509 subtype then; this is the last line). The anonymous subtypes offer only
+   * anonymous suites, and a server that shows a certificate anyway (which nothing would check) is
+   * refused too. TLS failures are BACKEND_PROTOCOL.
    */
   private startTls(req: StartTlsRequest): void {
+    if (!req.anonymous && !req.tls.ca && !req.tls.servername) {
+      return this.finish('BACKEND_PROTOCOL', 'backend TLS: the endpoint has neither a CA nor a servername to check the certificate against', 'destroy');
+    }
     const raw = this.socket as Socket;
     raw.removeAllListeners('data');
     raw.removeAllListeners('drain');
@@ -436,6 +442,7 @@ class ConsoleSession {
         cert: req.tls.cert,
         key: req.tls.key,
         minVersion: 'TLSv1.2',
+        rejectUnauthorized: true,
         ...(req.tls.servername ? { servername: req.tls.servername } : { checkServerIdentity: () => undefined }),
       });
     this.socket = secure;
@@ -443,6 +450,9 @@ class ConsoleSession {
     secure.once('secureConnect', () =>
       this.guard(() => {
         this.tlsPending = false;
+        if (req.anonymous && Object.keys(secure.getPeerCertificate()).length > 0) {
+          return this.finish('BACKEND_PROTOCOL', `backend TLS: anonymous subtype ${req.subtype} but the server showed a certificate`, 'destroy');
+        }
         this.log({ protocol: secure.getProtocol(), subtype: req.subtype }, 'backend TLS established');
         const step = (this.backendHs as ClientHandshake).tlsEstablished();
         for (const bytes of step.send) this.writeBackend(bytes);

@@ -48,7 +48,7 @@ import { checkVersionPrefix, negotiatedVersion, parseVersion } from './version.j
  * addressed by IP).
  */
 export interface VeNCryptTlsSettings {
-  /** Absent: Node's bundled root CAs. */
+  /** Absent: Node's bundled root CAs (then `servername` is required for the X.509 subtypes). */
   ca?: string;
   /** Client certificate and key, for servers that require one (libvirt `vnc_tls_x509_verify`). */
   cert?: string;
@@ -97,13 +97,17 @@ export function isAnonymousVeNCryptSubtype(subtype: number): boolean {
  * The subtypes this credential may use, strongest first. Without an explicit list: the ones that use
  * every secret configured — username + password → X509Plain, X509Vnc; password → X509Vnc; nothing →
  * X509None (plus the TLS* counterparts when `allowAnonymous`). An explicit list is intersected with
- * what the credential can complete; anonymous subtypes still need `allowAnonymous`.
+ * what the credential can complete; anonymous subtypes still need `allowAnonymous`, X.509 ones a CA
+ * or a servername.
  */
 export function vencryptSubtypesFor(c: VeNCryptCredential): number[] {
   const hasPassword = c.password !== undefined;
   const hasUser = c.username !== undefined && hasPassword;
+  // An X.509 subtype authenticates the server only with a CA to chain to or a name to check: with
+  // neither, any publicly trusted certificate for any name would pass, so it is not used at all.
+  const canVerify = Boolean(c.tls.ca) || Boolean(c.tls.servername);
   const usable = (t: number): boolean =>
-    (!isAnonymousVeNCryptSubtype(t) || c.allowAnonymous === true) &&
+    (isAnonymousVeNCryptSubtype(t) ? c.allowAnonymous === true : canVerify) &&
     (!PLAIN_SUBTYPES.has(t) || hasUser) &&
     (!VNC_SUBTYPES.has(t) || hasPassword);
   let allowed: (t: number) => boolean;

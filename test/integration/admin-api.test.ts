@@ -12,6 +12,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { endpointTarget, endpointTlsKeyAad } from '../../src/domain/endpoint-spec.js';
 import { signedCall } from '../helpers/aksk.js';
 import { call, login, startTestGateway, type HttpResult, type TestGateway } from '../helpers/gateway.js';
 import { RfbTestClient } from '../helpers/rfb-client.js';
@@ -269,7 +270,7 @@ describe('admin API', () => {
       assert.ok(!r.text.includes('PRIVATE KEY') && !r.text.includes('inner-vnc'), 'the key and password are never returned');
       const stored = (await t.gw.store.inventory.getResourceById(m.id))!.endpoint!;
       assert.match(stored.tlsKeySealed!, /^v1:k[0-9a-f]{16}:/);
-      assert.equal(t.gw.secrets.open(stored.tlsKeySealed!, `endpoint-tls-key:${m.id}`), pki.key);
+      assert.equal(t.gw.secrets.open(stored.tlsKeySealed!, endpointTlsKeyAad(m.id, endpointTarget(stored))), pki.key, 'sealed bound to the machine and its target');
     }
     assert.equal((await api('DELETE', `/admin/v1/endpoints/${m.id}`)).status, 204);
     assert.equal(ok(await api('GET', `/admin/v1/cloudservers/${m.id}`)).cloudserver.console, null);

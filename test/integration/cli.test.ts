@@ -158,7 +158,11 @@ describe('porthole CLI', () => {
       const shown = await cli([kind, 'get', m.id], env);
       assert.match(shown.stdout, /^name: +cli-/m);
       assert.ok(!shown.stdout.includes('vnc-pass'));
-      const upd = await cli([kind, 'update', m.id, '--status', 'SHUTOFF', '--console', 'vnc://127.0.0.1:5978'], env);
+      // security #2: another port is another target: the stored password does not follow it, give it again.
+      const refused = await cli([kind, 'update', m.id, '--status', 'SHUTOFF', '--console', 'vnc://127.0.0.1:5978'], env);
+      assert.equal(refused.code, 2, refused.stderr);
+      assert.match(refused.stderr, /stored password was not kept/);
+      const upd = await cli([kind, 'update', m.id, '--status', 'SHUTOFF', '--console', 'vnc://127.0.0.1:5978', '--password-stdin'], env, 'vnc-pass');
       assert.equal(upd.code, 0, upd.stderr);
       assert.match(upd.stderr, /changed: status, console/);
       const after = (await j([kind, 'get', m.id]))[kind];

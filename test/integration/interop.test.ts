@@ -118,7 +118,8 @@ describe('interop matrix through the gateway', { skip, timeout: 180_000 }, () =>
             machine('xvnc-x509none-cert', { url: vnc(xTls.port), security: 'vencrypt', ca_cert: pki.ca, client_cert: pki.clientCert, client_key: pki.clientKey }),
             machine('xvnc-untrusted', { url: vnc(xTls.port), security: 'vencrypt', password: VNC_PW, ca_cert: pki.otherCa }),
             machine('xvnc-anon', { url: vnc(xAnon.port), security: 'vencrypt', allow_anonymous_tls: true, vencrypt_subtypes: ['tlsnone'] }),
-            machine('xvnc-anon-refused', { url: vnc(xAnon.port), security: 'vencrypt' }),
+            machine('xvnc-anon-refused', { url: vnc(xAnon.port), security: 'vencrypt', ca_cert: pki.ca }),
+            machine('xvnc-wrong-name', { url: vnc(xTls.port), security: 'vencrypt', password: VNC_PW, ca_cert: pki.ca, servername: 'other.test' }),
             machine('x11vnc', { url: vnc(x11.port), security: 'vncauth', password: VNC_PW }),
             machine('qemu', { url: vnc(qemu.port) }),
             machine('qemu-pw', { url: vnc(qemuPw.port), security: 'vncauth', password: QEMU_PW }),
@@ -177,6 +178,11 @@ describe('interop matrix through the gateway', { skip, timeout: 180_000 }, () =>
 
   it('an untrusted server certificate: backend_protocol_error, no detail for the browser', async () => {
     const c = await RfbTestClient.open(wsUrlOf(await mint('xvnc-untrusted')));
+    assert.deepEqual(await c.closed, { code: CloseCode.BACKEND_PROTOCOL, reason: CloseReason.BACKEND_PROTOCOL });
+  });
+
+  it('security #9: with a servername, a certificate for another name is refused (trusted CA or not)', async () => {
+    const c = await RfbTestClient.open(wsUrlOf(await mint('xvnc-wrong-name')));
     assert.deepEqual(await c.closed, { code: CloseCode.BACKEND_PROTOCOL, reason: CloseReason.BACKEND_PROTOCOL });
   });
 

@@ -7,7 +7,8 @@
  *  - GET, PUT, DELETE /admin/v1/endpoints/{resource_id}   PUT {endpoint:{url, security, password?, zone?, ca_cert?, client_cert?, client_key?}}
  *  - GET /admin/v1/console-tokens?resource_id=            outstanding tokens: id = a 12-hex prefix of the token's SHA-256, never the token
  *  - DELETE /admin/v1/console-tokens/{token_id}; DELETE /admin/v1/console-tokens?resource_id=  revoke one / all of a machine
- *  - GET /admin/v1/sessions?resource_id=&all=true&limit=  live sessions (all=true: ended ones too), node, user, bytes, since
+ *  - GET /admin/v1/sessions?resource_id=&all=true&limit=  live sessions (all=true: ended ones too), node, user, bytes, since;
+ *        with resource_id only the sessions of the machine as it is now (none of an earlier one with the same id)
  *  - DELETE /admin/v1/sessions/{session_id}               kill: close code 4006 killed, on the node holding it
  *  - POST /admin/v1/fleet {fleet: "<yaml>", source?, dry_run?, prune?}   transactional apply; the diff either way
  *  - GET /admin/v1/keys; POST /admin/v1/keys/rotate       master-key status and rotation (operators)
@@ -231,7 +232,10 @@ export function registerAdminInventoryRoutes(app: FastifyInstance, ctx: ApiConte
     let list: ConsoleSessionRecord[];
     if (resourceId !== undefined) {
       const { resource } = await access.resource(p, resourceId);
-      list = await ctx.store.sessions.list({ resourceId: resource.id, limit, ...(all === 'true' ? {} : { open: true }) });
+      // Only this machine's sessions: not those of an earlier machine with the same (name-derived) id.
+      // Newest first, so dropping the older ones leaves exactly the right first `limit`.
+      list = (await ctx.store.sessions.list({ resourceId: resource.id, limit, ...(all === 'true' ? {} : { open: true }) }))
+        .filter((s) => s.projectId === resource.projectId && s.startedAt >= resource.createdAt);
     } else {
       const projects = await access.projects(p);
       list = await ctx.store.sessions.list({ projectIds: projects.map((x) => x.id), limit, ...(all === 'true' ? {} : { open: true }) });
@@ -296,7 +300,7 @@ export function registerAdminInventoryRoutes(app: FastifyInstance, ctx: ApiConte
     const p = await authenticate(req);
     svc().access.requireOperator(p, 'admin:keys:status');
     const s = await keyStatus(ctx.store, svc().secrets);
-    return { current_key_id: s.currentKeyId, sealed_values: s.byKey, total: s.total, stale: s.stale };
+    return { current_key_id: s.currentKeyId, sealed_values: s.byKey, total: s.total, stale: s.stale, unbound: s.unbound };
   });
   app.post('/admin/v1/keys/rotate', cfg('admin:keys:rotate'), async (req) => {
     const p = await authenticate(req);
@@ -305,7 +309,7 @@ export function registerAdminInventoryRoutes(app: FastifyInstance, ctx: ApiConte
     const s = await keyStatus(ctx.store, svc().secrets);
     return {
       resealed: r.resealed, already_current: r.current, raced: r.raced, failed: r.failed,
-      current_key_id: s.currentKeyId, sealed_values: s.byKey, stale: s.stale,
+      current_key_id: s.currentKeyId, sealed_values: s.byKey, stale: s.stale, unbound: s.unbound,
     };
   });
 }

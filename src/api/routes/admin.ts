@@ -64,7 +64,13 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: ApiContext, authe
     const actor = str('actor');
     if (actor !== undefined) filter.actor = actor;
     const resourceId = str('resource_id');
-    if (resourceId !== undefined) filter.resourceId = resourceId;
+    if (resourceId !== undefined) {
+      filter.resourceId = resourceId;
+      // A machine's events start with the machine as it is now: ids are derived from names, so an
+      // earlier machine deleted under the same name had the same id, and its history is not this one's.
+      const current = await ctx.store.inventory.getResourceById(resourceId);
+      if (current) filter.since = Math.max(filter.since ?? 0, current.createdAt);
+    }
     const action = str('action');
     if (action !== undefined) filter.action = action;
     const result = str('result');
