@@ -4,6 +4,8 @@
  *    flag dropped) revokes the console links they minted and ends their live consoles with 4007
  *    `revoked` — through the admin API and through a fleet apply; a link whose user lost access some
  *    other way is refused at redemption (403 token_revoked, before any 101);
+ *  - remote-assistance helpers act on the authority of the share space's creator: deleting the
+ *    creator ends the helpers' consoles and refuses their unused links;
  *  - a password change (admin API, fleet apply) or disabling a user makes their IAM tokens 401 at once.
  * The same across two nodes: test/integration/user-revocation-cluster.test.ts.
  */
@@ -12,7 +14,8 @@ import { after, before, describe, it } from 'node:test';
 import { signedCall } from '../helpers/aksk.js';
 import { call, login, startTestGateway, tryUpgrade, websocketUrl, type HttpResult, type TestGateway } from '../helpers/gateway.js';
 import { RfbTestClient } from '../helpers/rfb-client.js';
-import { deriveProjectId, deriveResourceId, deriveUserId } from '../../src/domain/fleet-model.js';
+import { deriveDomainId, deriveProjectId, deriveResourceId, deriveUserId } from '../../src/domain/fleet-model.js';
+import { cast, create as createAssistance, join, respond, space, wsUrlOf } from '../helpers/assistance.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -159,6 +162,23 @@ describe('security #4/#13: a user deleted, disabled or demoted loses console lin
     const r = await tryUpgrade(link);
     assert.equal(r.status, 403, r.body);
     assert.equal(JSON.parse(r.body).reason, 'token_revoked');
+  });
+
+  it('security #4: helpers act on the share space creator\'s authority: deleting the creator ends their consoles and their links', async () => {
+    const who = await cast(t);
+    assert.equal((await createAssistance(t, who.helpdesk)).status, 200);
+    assert.equal((await respond(t, who.user, 'accept')).status, 200);
+    const s = await space(t, who.helpdesk);
+    const first = await join(t, s, 'Helper one');
+    assert.equal(first.status, 200, first.text);
+    const live = await RfbTestClient.connect(wsUrlOf(t, (first.body as Json).console_url));
+    await live.requestUpdate();
+    const second = await join(t, s, 'Helper two');
+    assert.equal(second.status, 200, second.text);
+    const helpdesk = (await t.gw.store.identity.findUserByName(deriveDomainId(f.domain), 'helpdesk'))!;
+    assert.equal((await admin('DELETE', `/admin/v1/users/${helpdesk.id}`)).status, 204);
+    await assertCutOff({ live, pending: wsUrlOf(t, (second.body as Json).console_url) });
+    assert.equal((await respond(t, who.user, 'close')).status, 200);
   });
 
   it('security #13: a password change through the admin API makes the user\'s IAM tokens 401 at once', async () => {
