@@ -160,8 +160,8 @@ function startAssistanceTicks(assistance: AssistanceService, upgrade: UpgradeHan
  * with `console.end_sessions_on_change`, ends its live sessions here with 4007 `revoked`. On the
  * embedded demo the demo domain is an operator domain, so its administrator can try every command.
  */
-function adminServices(o: { config: Readonly<Config>; store: Store; secrets: SecretBox; clock: Clock; upgrade: UpgradeHandler; nodeId: string; log: Logger; demoDomain: string | null; bus?: EventBus | null; assistance?: AssistanceService }): AdminServices {
-  const local = new LocalSessionControl(o.upgrade, o.nodeId);
+function adminServices(o: { config: Readonly<Config>; store: Store; secrets: SecretBox; clock: Clock; upgrade: UpgradeHandler; consoles: ConsoleService; nodeId: string; log: Logger; demoDomain: string | null; bus?: EventBus | null; assistance?: AssistanceService }): AdminServices {
+  const local = new LocalSessionControl(o.upgrade, o.nodeId, (s) => o.consoles.mayKeep(s.token));
   // With several nodes, commands for a session reach the node relaying it over the cluster bus.
   let control: SessionControl = local;
   if (o.bus) {
@@ -182,16 +182,26 @@ function adminServices(o: { config: Readonly<Config>; store: Store; secrets: Sec
       if (n > 0) o.log.info({ resourceId: id, sessions: n }, 'machine changed: its live consoles were ended');
     }
   };
+  // A user deleted, disabled or demoted (admin API, fleet apply): their console links are revoked and
+  // their live consoles, on every node, ended with 4007 `revoked` — whatever end_sessions_on_change says.
+  const usersChanged = async (ids: readonly string[]) => {
+    for (const id of new Set(ids)) {
+      const links = await o.consoles.revokeUser(id);
+      const n = await control.endUser(id, CloseCode.REVOKED, CloseReason.REVOKED);
+      if (links + n > 0) o.log.info({ userId: id, links, sessions: n }, 'user deleted, disabled or demoted: their console links were revoked and live consoles ended');
+    }
+  };
   const access = new AdminAccess(o.store, [...o.config.operatorDomains, ...(o.demoDomain ? [o.demoDomain] : [])]);
   return {
     access,
-    directory: new DirectoryService(o.store, o.clock, access),
+    directory: new DirectoryService(o.store, o.clock, access, usersChanged),
     inventory: new InventoryService(o.store, o.secrets, o.clock, access, resourcesChanged),
     secrets: o.secrets,
     sessions: control,
     nodeId: o.nodeId,
     liveBytes: () => new Map(o.upgrade.live().map((s) => { const b = s.bytes(); return [s.id, { toClient: b.toClient, toBackend: b.toBackend }]; })),
     resourcesChanged,
+    usersChanged,
   };
 }
 
@@ -237,10 +247,12 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     const audit = new AuditService(store, (err) => log.error({ err }, 'audit record failed'));
     const version = gatewayVersion();
     const metrics = new GatewayMetrics({ nodeId, version, store: store.dialect });
+    // The admin services (operators, session control) are built last; the console and assistance services ask them when used.
+    const late: { admin?: AdminServices } = {};
     const iam = new IamService(store, clock, { tokenTtlSeconds: config.iamTokenTtlSeconds, publicUrl: config.publicUrl }, identityCache);
     const consoles = new ConsoleService(store, secrets, clock, {
       publicUrl: config.publicUrl, tokenTtlSeconds: config.console.tokenTtlSeconds, lang: config.console.lang, defaultZone: config.console.defaultZone,
-    }, metrics.tokenEvents);
+    }, metrics.tokenEvents, (p) => late.admin?.access.isOperator(p) ?? false);
     // Redis (optional): shared throttling counters, AK lockouts and the cross-node bus. Without it on
     // PostgreSQL the bus is LISTEN/NOTIFY; on SQLite (one node) there is none.
     const redisLog = throttledLog(log, 'redis unreachable; throttling counts per node and lockouts use the database until it answers');
@@ -292,15 +304,16 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
       writeDemoFacts(config.dataDir, facts);
       demo = { facts, desktop: demoDesktop };
     }
+    const fleetUsersChanged: string[] = [];
     if (config.fleet) {
       const spec = parseFleet(readFileSync(config.fleet, 'utf8'), path.basename(config.fleet));
       const res = await applyFleet(store, secrets, clock, spec);
+      fleetUsersChanged.push(...res.plan.users);
       log.info({ fleet: config.fleet, created: res.created, updated: res.updated, unchanged: res.unchanged, revokedResources: res.revokedResources.length }, 'fleet applied');
     }
 
     const web = loadWebAssets();
     // Remote assistance needs the session control, built after the upgrade handler that needs it: resolved when used.
-    const late: { admin?: AdminServices } = {};
     const assistance = new AssistanceService({
       store, secrets, clock, audit, consoles, control: () => late.admin?.sessions ?? NO_SESSIONS, log: (obj, msg) => log.info(obj, msg),
     }, {
@@ -311,8 +324,10 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     const upgrade = createUpgradeHandler({ config, consoles, sessions, log, metrics, assistance });
     relay.upgrade = upgrade;
     metrics.trackLive(() => upgrade.live());
-    const admin = adminServices({ config, store, secrets, clock, upgrade, nodeId, log, demoDomain: demo?.facts.domain ?? null, bus, assistance });
+    const admin = adminServices({ config, store, secrets, clock, upgrade, consoles, nodeId, log, demoDomain: demo?.facts.domain ?? null, bus, assistance });
     late.admin = admin;
+    // Users the start-up fleet deleted, disabled or demoted may hold links and consoles on other nodes.
+    if (fleetUsersChanged.length > 0) await admin.usersChanged(fleetUsersChanged);
     const rateLimits = redis ? new RedisRateLimitStore(redis, new MemoryRateLimitStore(), redisLog) : new MemoryRateLimitStore();
     const app = await buildApi({ config, store, iam, consoles, audit, web, accessKeys, rateLimits, clock, admin, assistance }, {
       logger: log,

@@ -26,6 +26,8 @@ export interface AdminServices {
   liveBytes(): Map<string, { toClient: number; toBackend: number }>;
   /** After a fleet apply changed or deleted machines: ends their live sessions by policy. */
   resourcesChanged(resourceIds: string[]): Promise<void>;
+  /** After users were deleted, disabled or demoted: revokes their console links and ends their live consoles on every node. */
+  usersChanged(userIds: readonly string[]): Promise<void>;
 }
 
 export interface ApiContext {

@@ -32,6 +32,8 @@ export interface RateLimitStore {
   /** The current window without counting. */
   peek(key: string, windowMs: number, now: number): Promise<{ count: number; resetAt: number }>;
   reset(key: string): Promise<void>;
+  /** Takes back one hit counted in the current window (an attempt reserved by `hit` that turned out not to count). */
+  release(key: string, windowMs: number, now: number): Promise<void>;
 }
 
 interface Entry { count: number; resetAt: number }
@@ -102,6 +104,11 @@ export class MemoryRateLimitStore implements RateLimitStore {
     for (const m of this.windows.values()) m.delete(key);
   }
 
+  async release(key: string, windowMs: number, now: number): Promise<void> {
+    const e = this.current(this.mapFor(windowMs), key, now);
+    if (e && e.count > 0) e.count--;
+  }
+
   /** Keys currently tracked (all window lengths); for tests and metrics. */
   get size(): number {
     let n = 0;
@@ -149,6 +156,11 @@ export class ApiThrottle {
  * starting at the first failure. While either count is at its limit every login for that user (or
  * from that address) is refused with 429 APIGW.0308, even with the right password; a success clears
  * the user's count (not the address's).
+ *
+ * Each attempt is counted before its password is checked (`check` reserves it atomically in both
+ * windows), so a burst of parallel guesses cannot all pass the check while the slow hash runs
+ * (security review #12): with a limit of 10, at most 10 parallel wrong passwords are tried. A
+ * success gives the address its reserved attempt back and clears the user's count.
  */
 export class LoginThrottle {
   constructor(private readonly store: RateLimitStore, private readonly clock: Clock, private readonly limits: Pick<RateLimitConfig, 'loginFailuresPerUser' | 'loginFailuresPerAddress' | 'loginFailureWindowSeconds'>) {}
@@ -161,18 +173,20 @@ export class LoginThrottle {
     return {
       check: async (userKey) => {
         const now = this.clock.now();
-        const u = await this.store.peek(userKeyOf(userKey), windowMs, now);
-        if (u.count >= this.limits.loginFailuresPerUser) throw this.refusal('user', u.resetAt, now);
-        const a = await this.store.peek(addrKey, windowMs, now);
-        if (a.count >= this.limits.loginFailuresPerAddress) throw this.refusal('address', a.resetAt, now);
+        const a = await this.store.hit(addrKey, windowMs, this.limits.loginFailuresPerAddress, now);
+        if (!a.allowed) throw this.refusal('address', a.resetAt, now);
+        const u = await this.store.hit(userKeyOf(userKey), windowMs, this.limits.loginFailuresPerUser, now);
+        if (!u.allowed) {
+          // Refused before any password was tried: the address's reservation does not count.
+          await this.store.release(addrKey, windowMs, now);
+          throw this.refusal('user', u.resetAt, now);
+        }
       },
-      failed: async (userKey) => {
-        const now = this.clock.now();
-        await this.store.hit(userKeyOf(userKey), windowMs, Number.MAX_SAFE_INTEGER, now);
-        await this.store.hit(addrKey, windowMs, Number.MAX_SAFE_INTEGER, now);
-      },
+      // The attempt was counted by `check`.
+      failed: async () => {},
       succeeded: async (userKey) => {
         await this.store.reset(userKeyOf(userKey));
+        await this.store.release(addrKey, windowMs, this.clock.now());
       },
     };
   }

@@ -5,6 +5,16 @@
  * endpoint revokes it: CVE-2013-0335). Redemption is one conditional UPDATE, so exactly one upgrade
  * wins even across nodes. The target (host, port, VNC credential) is re-read from the resource at
  * redemption, never taken from the client.
+ *
+ * A token is also bound to the user who minted it: redemption re-checks that this user still exists,
+ * is enabled and may open the machine's console (operator or admin in the project, or administrator
+ * of its domain; an operator — administrator of an `admin.operator_domains` domain — in any domain,
+ * as the admin API lets them mint). Remote-assistance helpers are not users (their tokens carry no
+ * user): a helper acts on the authority of the share space's creator, who must still exist, be
+ * enabled and be allowed to ask for assistance on that desktop (operator in the project, or the
+ * desktop's assigned user, as routes/assistance.ts requires), on top of the space being active
+ * (assistance.ts `admit`). The same check runs again on live sessions when a user is deleted,
+ * disabled or demoted (`mayKeep`, through SessionControl.endUser).
  */
 import { ApiError } from '../errors.js';
 import type { ConsoleTokenRecord, ResourceKind, ResourceRecord, Store, TokenState, TokenPurpose } from '../store/types.js';
@@ -15,6 +25,9 @@ import type { SecretBox } from './secrets.js';
 import type { BackendCredential } from '../rfb/client-handshake.js';
 import { VENCRYPT_SUBTYPE_NUMBERS, type ClipboardSetting, type SessionMode } from './endpoint-options.js';
 import { openEndpointSecret } from './endpoint-spec.js';
+import { mayOperate, type Principal } from './authz.js';
+import { principalFrom } from './iam.js';
+import { isAssignedUser } from './assistance.js';
 
 export interface ConsoleOptions { publicUrl: string; tokenTtlSeconds: number; lang: string; defaultZone: string }
 
@@ -31,6 +44,11 @@ export interface ConsoleGrant {
   resource: ResourceRecord;
   target: { host: string; port: number; credential: BackendCredential };
   policy: ConsolePolicy;
+  /**
+   * The user on whose authority the session runs: the minting user, or for a remote-assistance helper
+   * the share space's creator; null when none (a helper of a space with no recorded creator).
+   */
+  holderUserId: string | null;
 }
 
 export type RedeemResult = { ok: true; grant: ConsoleGrant } | { ok: false; state: Exclude<TokenState, 'valid'> };
@@ -50,6 +68,8 @@ export class ConsoleService {
   constructor(
     private readonly store: Store, private readonly secrets: SecretBox, private readonly clock: Clock, private readonly opts: ConsoleOptions,
     private readonly events: ConsoleTokenEvents = NO_EVENTS,
+    /** Whether a principal is a gateway operator (AdminAccess.isOperator): they may open consoles in every domain. */
+    private readonly isOperator: (p: Principal) => boolean = () => false,
   ) {}
 
   zoneOf(resource: ResourceRecord): string {
@@ -136,13 +156,56 @@ export class ConsoleService {
     if (!resource || !resource.endpoint || resource.endpointGeneration !== rec.endpointGeneration || resource.projectId !== rec.projectId) {
       return { ok: false, state: 'revoked' };
     }
+    // The user behind the link may have been deleted, disabled or demoted since it was minted.
+    const holder = await this.holderOf(rec, resource);
+    if (holder === false) return { ok: false, state: 'revoked' };
     const ep = resource.endpoint;
     const o = ep.options ?? {};
     const policy: ConsolePolicy = {
       clipboard: { direction: o.clipboard ?? 'both', ...(o.clipboardMaxBytes !== undefined ? { maxBytes: o.clipboardMaxBytes } : {}) },
       sessionMode: o.sessionMode ?? 'shared',
     };
-    return { ok: true, grant: { token: rec, resource, target: { host: ep.host, port: ep.port, credential: this.credentialOf(resource) }, policy } };
+    return { ok: true, grant: { token: rec, resource, target: { host: ep.host, port: ep.port, credential: this.credentialOf(resource) }, policy, holderUserId: holder } };
+  }
+
+  /**
+   * May a live session opened with `token` go on, as far as its user is concerned? (A user was
+   * deleted, disabled or demoted: SessionControl.endUser asks this of each of their live sessions.)
+   */
+  async mayKeep(token: ConsoleTokenRecord): Promise<boolean> {
+    const resource = await this.store.inventory.getResourceById(token.resourceId);
+    if (!resource) return true; // a deleted machine ends its sessions itself (resourcesChanged)
+    return (await this.holderOf(token, resource)) !== false;
+  }
+
+  /** The user on whose authority a token opens `resource` (null: none), or false when that user may no longer. */
+  private async holderOf(rec: ConsoleTokenRecord, resource: ResourceRecord): Promise<string | null | false> {
+    if (rec.purpose === 'console') {
+      if (rec.userId === null) return null;
+      const p = await this.principalOf(rec.userId);
+      if (!p) return false;
+      const project = await this.store.identity.getProject(resource.projectId);
+      if (!project) return false;
+      const sameDomain = project.domainId === p.domainId;
+      return (sameDomain && mayOperate(p, project.id)) || (p.domainAdmin && this.isOperator(p)) ? rec.userId : false;
+    }
+    // A helper: the share space's creator (assistance.ts `admit` checks the space itself).
+    const helper = await this.store.assistance.findHelperByToken(rec.tokenHash);
+    const space = helper && (await this.store.assistance.getSpace(helper.spaceId));
+    const creator = space?.createdByUserId ?? null;
+    if (creator === null) return null;
+    const p = await this.principalOf(creator);
+    const project = p && (await this.store.identity.getProject(resource.projectId));
+    if (!p || !project || project.domainId !== p.domainId) return false;
+    return mayOperate(p, project.id) || isAssignedUser(resource.attributes, p.userName) ? creator : false;
+  }
+
+  /** The user as a principal (roles, domain administrator flag), or undefined when gone or disabled. */
+  private async principalOf(userId: string): Promise<Principal | undefined> {
+    const user = await this.store.identity.getUser(userId);
+    const domain = user && !user.disabled ? await this.store.identity.getDomain(user.domainId) : undefined;
+    if (!user || !domain) return undefined;
+    return principalFrom(user, domain, await this.store.identity.rolesOf(user.id), null, 'token');
   }
 
   /** The VNC credential of a resource's endpoint, secrets opened (held only for the handshake). */
@@ -167,6 +230,22 @@ export class ConsoleService {
       ...(o.tlsSubtypes ? { subtypes: o.tlsSubtypes.map((s) => VENCRYPT_SUBTYPE_NUMBERS[s]) } : {}),
       ...(o.allowAnonymousTls ? { allowAnonymous: true } : {}),
     };
+  }
+
+  /**
+   * Revokes the unredeemed console links a user minted where they may no longer open consoles (the
+   * user was deleted, disabled or demoted); returns how many. Helper links are refused at redemption
+   * instead (their share space's creator is checked there).
+   */
+  async revokeUser(userId: string): Promise<number> {
+    const now = this.clock.now();
+    const p = await this.principalOf(userId);
+    if (!p) return this.store.consoleTokens.revokeForUser(userId, now);
+    if (this.isOperator(p)) return 0;
+    const keep = p.domainAdmin
+      ? (await this.store.identity.listProjects(p.domainId)).map((x) => x.id)
+      : [...p.roles].filter(([projectId]) => mayOperate(p, projectId)).map(([projectId]) => projectId);
+    return this.store.consoleTokens.revokeForUser(userId, now, keep);
   }
 
   /** Revokes every unredeemed token of a resource (on change or delete). */

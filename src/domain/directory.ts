@@ -8,6 +8,12 @@
  *
  * Ids are derived from names as in fleet files (domain/fleet-model.ts) unless given, so an object made
  * here and the same name in a fleet file are one object.
+ *
+ * Taking access away takes it away now: a password change or disabling a user deletes their IAM
+ * tokens (the next call with one is 401); deleting, disabling or demoting a user (domain
+ * administrator flag dropped, a role removed or lowered to viewer) revokes the console links they
+ * minted where they may no longer open consoles and ends such live consoles on every node
+ * (`usersChanged`, wired in gateway.ts).
  */
 import { ApiError } from '../errors.js';
 import type { DomainRecord, ProjectRecord, ResourceKind, ResourceRecord, Role, RoleBinding, Store, UserRecord } from '../store/types.js';
@@ -100,8 +106,14 @@ export class AdminAccess {
 
 export interface UserView { user: UserRecord; roles: RoleBinding[] }
 
+/** Users deleted, disabled or demoted: revoke their console links and end their live consoles (gateway.ts). */
+export type UsersChanged = (userIds: readonly string[]) => Promise<void>;
+
 export class DirectoryService {
-  constructor(private readonly store: Store, private readonly clock: Clock, readonly access: AdminAccess) {}
+  constructor(
+    private readonly store: Store, private readonly clock: Clock, readonly access: AdminAccess,
+    private readonly usersChanged: UsersChanged = async () => {},
+  ) {}
 
   // ---------------------------------------------------------------------------------------------
   // Domains
@@ -162,6 +174,7 @@ export class DirectoryService {
       for (const u of users) await tx.identity.deleteUser(u.id);
       await tx.identity.deleteDomain(d.id);
     });
+    await this.usersChanged(users.map((u) => u.id));
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -264,7 +277,13 @@ export class DirectoryService {
       out[f] = patch[f];
     }
     if (u.id === p.userId && (out.disabled || !out.domainAdmin)) throw conflict('You cannot disable yourself or drop your own domain administrator flag.');
-    await this.store.identity.upsertUser(out);
+    // A new password or a disabled user ends every IAM token of the user (security #13).
+    const endTokens = out.passwordHash !== u.passwordHash || (out.disabled && !u.disabled);
+    await this.store.transaction(async (tx) => {
+      await tx.identity.upsertUser(out);
+      if (endTokens) await tx.identity.deleteIamTokensOfUser(u.id);
+    });
+    if ((out.disabled && !u.disabled) || (u.domainAdmin && !out.domainAdmin)) await this.usersChanged([u.id]);
     return { user: out, roles: await this.store.identity.rolesOf(u.id) };
   }
 
@@ -274,6 +293,7 @@ export class DirectoryService {
     const u = await this.access.user(p, id);
     if (u.id === p.userId) throw conflict('You cannot delete the user you are signed in as.');
     await this.store.identity.deleteUser(u.id);
+    await this.usersChanged([u.id]);
   }
 
   async setRole(p: Principal, userId: string, projectId: string, role: unknown): Promise<UserView> {
@@ -283,6 +303,7 @@ export class DirectoryService {
     const pr = await this.access.project(p, projectId);
     if (pr.domainId !== u.domainId) throw bad('The user and the project belong to different domains.');
     await this.store.identity.setRole({ userId: u.id, projectId: pr.id, role: role as Role });
+    if (role === 'viewer') await this.usersChanged([u.id]);
     return { user: u, roles: await this.store.identity.rolesOf(u.id) };
   }
 
@@ -291,6 +312,7 @@ export class DirectoryService {
     const u = await this.access.user(p, userId);
     const pr = await this.access.project(p, projectId);
     if (!(await this.store.identity.removeRole(u.id, pr.id))) throw notFound('role binding', `${u.id}@${pr.id}`);
+    await this.usersChanged([u.id]);
     return { user: u, roles: await this.store.identity.rolesOf(u.id) };
   }
 

@@ -13,6 +13,10 @@
  *
  * Changing or deleting a machine revokes its outstanding console tokens (in the transaction); the
  * plan lists those machines in `revoked` so the caller can end their live sessions by policy.
+ * A changed password or a disabled user deletes the user's IAM tokens (in the transaction); users
+ * deleted, disabled or demoted (domain administrator flag dropped, a role removed or lowered to
+ * viewer) are listed in `users` so the caller revokes their console links and ends their live
+ * consoles (AdminServices.usersChanged).
  */
 import { randomBytes } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
@@ -40,6 +44,8 @@ export interface FleetPlan {
   unchanged: number;
   /** Machines changed or deleted: their console tokens are revoked, their sessions end by policy. */
   revoked: string[];
+  /** Users deleted, disabled or demoted: their console links are revoked and their live consoles ended. */
+  users: string[];
 }
 
 type Write = (tx: Store, now: number) => Promise<void>;
@@ -66,6 +72,7 @@ export async function planFleet(store: Store, secrets: SecretBox, spec: FleetSpe
   const changes: FleetChange[] = [];
   const writes: Write[] = [];
   const revoked: string[] = [];
+  const users: string[] = [];
   let unchanged = 0;
   const change = (c: FleetChange, w: Write[]) => { changes.push(c); writes.push(...w); };
 
@@ -172,7 +179,13 @@ export async function planFleet(store: Store, secrets: SecretBox, spec: FleetSpe
         if (fields.length === 0) unchanged++;
         else {
           const rec: UserRecord = { ...prev, passwordHash: samePassword ? prev.passwordHash : await hashPassword(u.password), domainAdmin: u.domainAdmin, disabled };
-          change({ action: 'update', type: 'user', id: uid, name: ulabel, fields }, [(tx) => tx.identity.upsertUser(rec)]);
+          // A new password or a disabled user ends every IAM token of the user (security #13).
+          const endTokens = !samePassword || (disabled && !prev.disabled);
+          if ((disabled && !prev.disabled) || (prev.domainAdmin && !u.domainAdmin)) users.push(uid);
+          change({ action: 'update', type: 'user', id: uid, name: ulabel, fields }, [async (tx) => {
+            await tx.identity.upsertUser(rec);
+            if (endTokens) await tx.identity.deleteIamTokensOfUser(uid);
+          }]);
         }
       }
       const current = new Map<string, Role>(prev ? (await store.identity.rolesOf(uid)).map((b) => [b.projectId, b.role]) : []);
@@ -185,6 +198,7 @@ export async function planFleet(store: Store, secrets: SecretBox, spec: FleetSpe
         const was = current.get(pid);
         const pname = [...projectIdByName].find(([, id]) => id === pid)?.[0] ?? pid;
         if (was === role) { unchanged++; continue; }
+        if (role === 'viewer' && was !== undefined) users.push(uid);
         change({ action: was === undefined ? 'create' : 'update', type: 'role', id: `${uid}:${pid}`, name: `${ulabel}@${pname}`, ...(was === undefined ? {} : { fields: ['role'] }) },
           [(tx) => tx.identity.setRole({ userId: uid, projectId: pid, role })]);
       }
@@ -192,6 +206,7 @@ export async function planFleet(store: Store, secrets: SecretBox, spec: FleetSpe
         for (const [pid] of current) {
           if (desired.has(pid) || !domainProjects.has(pid)) continue;
           const pname = existingProjects.find((x) => x.id === pid)?.name ?? pid;
+          users.push(uid);
           change({ action: 'delete', type: 'role', id: `${uid}:${pid}`, name: `${ulabel}@${pname}` }, [(tx) => tx.identity.removeRole(uid, pid).then(() => undefined)]);
         }
       }
@@ -200,12 +215,13 @@ export async function planFleet(store: Store, secrets: SecretBox, spec: FleetSpe
       for (const x of existingUsers) {
         if (keptUsers.has(x.id)) continue;
         if (x.id === opts.protectUserId) { problems.push(`user ${d.name}/${x.name}: the file does not name it, but it is the user applying the file; add it or apply as another user`); continue; }
+        users.push(x.id);
         change({ action: 'delete', type: 'user', id: x.id, name: `${d.name}/${x.name}` }, [(tx) => tx.identity.deleteUser(x.id).then(() => undefined)]);
       }
     }
   }
   if (problems.length > 0) throw new FleetError(problems);
-  return { plan: { changes, unchanged, revoked: [...new Set(revoked)] }, writes };
+  return { plan: { changes, unchanged, revoked: [...new Set(revoked)], users: [...new Set(users)] }, writes };
 }
 
 /** Runs the plan's writes in one transaction (all or nothing). */

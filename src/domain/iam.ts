@@ -18,9 +18,14 @@ export interface IamOptions { tokenTtlSeconds: number; publicUrl: string }
  * unknown and known users are throttled alike.
  */
 export interface LoginGuard {
-  /** Throws (429) when the user or the caller's address has too many recent failures. */
+  /**
+   * Counts the attempt before its password is checked (so parallel guesses are counted too), or
+   * throws (429) when the user or the caller's address has too many recent failures.
+   */
   check(userKey: string): Promise<void>;
+  /** The attempt failed (it stays counted). */
   failed(userKey: string): Promise<void>;
+  /** The attempt succeeded: it is not a failure. */
   succeeded(userKey: string): Promise<void>;
 }
 
@@ -100,7 +105,8 @@ export class IamService {
       user = domain && (await this.store.identity.findUserByName(domain.id, req.userName!));
     }
     const userKey = user ? `user:${user.id}` : `unknown:${req.userId ?? `${req.domainId ?? req.domainName ?? ''}/${req.userName ?? ''}`}`;
-    // Throttled before the password is checked, so a locked-out guesser learns nothing more.
+    // Counted and throttled before the password is checked, so a locked-out guesser learns nothing
+    // more and a burst of parallel guesses cannot all pass while the hash runs.
     await guard?.check(userKey);
     // Verify a password even for unknown users so timing does not reveal which names exist.
     const ok = await verifyPassword(req.password, user?.passwordHash ?? (await dummyHash()));

@@ -12,6 +12,13 @@ export type EndOutcome = 'ended' | 'elsewhere' | 'not_live';
 export interface SessionControl {
   /** Ends the live sessions of a machine with `code`/`reason`; resolves with how many were ended. */
   endResource(resourceId: string, code: number, reason: string): Promise<number>;
+  /**
+   * A user was deleted, disabled or demoted: on every node, each live session held on that user's
+   * authority (ConsoleGrant.holderUserId) is checked again as at redemption (ConsoleService.mayKeep),
+   * and those that may no longer go on are ended with `code`/`reason`. Resolves with how many this
+   * node ended (the others' are not counted).
+   */
+  endUser(userId: string, code: number, reason: string): Promise<number>;
   /** Ends one session: `ended`, `elsewhere` (held by a node this one cannot reach), or `not_live`. */
   endSession(session: ConsoleSessionRecord, code: number, reason: string): Promise<EndOutcome>;
   /**
@@ -26,6 +33,7 @@ export type ControlOutcome = 'applied' | 'elsewhere' | 'not_live';
 /** For gateways without a relay (unit tests): nothing is live. */
 export const NO_SESSIONS: SessionControl = {
   endResource: async () => 0,
+  endUser: async () => 0,
   endSession: async () => 'not_live',
   setViewOnly: async () => 'not_live',
 };

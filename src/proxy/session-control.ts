@@ -15,17 +15,38 @@
  *    applied|not_live}` (no answer in time: `elsewhere`).
  *  - `resource.end {from, resource_id, code, reason}` → every other node ends that machine's sessions
  *    (a machine was changed or deleted); no answer: the count returned is this node's.
+ *  - `user.end {from, user_id, code, reason}` → every other node checks again each live session held
+ *    on that user's authority (a user was deleted, disabled or demoted) and ends those that may no
+ *    longer go on; no answer.
  */
 import { randomUUID } from 'node:crypto';
 import type { ClusterMessage, ConsoleSessionRecord, EventBus } from '../store/types.js';
 import type { ControlOutcome, EndOutcome, SessionControl } from '../domain/session-control.js';
-import type { UpgradeHandler } from './upgrade.js';
+import type { LiveSession, UpgradeHandler } from './upgrade.js';
+
+/** Whether a live session may go on as far as its user is concerned (ConsoleService.mayKeep). */
+export type HolderCheck = (session: Pick<LiveSession, 'token'>) => Promise<boolean>;
 
 export class LocalSessionControl implements SessionControl {
-  constructor(private readonly upgrade: Pick<UpgradeHandler, 'closeSessions' | 'live'>, private readonly nodeId: string) {}
+  constructor(
+    private readonly upgrade: Pick<UpgradeHandler, 'closeSessions' | 'live'>, private readonly nodeId: string,
+    /** Without one (tests), every session of the user is ended. */
+    private readonly mayKeep: HolderCheck = async () => false,
+  ) {}
 
   async endResource(resourceId: string, code: number, reason: string): Promise<number> {
     return this.upgrade.closeSessions(code, reason, { resourceId });
+  }
+
+  async endUser(userId: string, code: number, reason: string): Promise<number> {
+    let n = 0;
+    for (const s of this.upgrade.live()) {
+      if (s.holderUserId !== userId) continue;
+      // Checked one by one: the user may keep some (a demotion in one project leaves the others).
+      if (await this.mayKeep(s)) continue;
+      n += this.upgrade.closeSessions(code, reason, { sessionId: s.id });
+    }
+    return n;
   }
 
   async endSession(session: ConsoleSessionRecord, code: number, reason: string): Promise<EndOutcome> {
@@ -91,6 +112,16 @@ export class ClusterSessionControl implements SessionControl {
     return n;
   }
 
+  async endUser(userId: string, code: number, reason: string): Promise<number> {
+    const n = await this.local.endUser(userId, code, reason);
+    try {
+      await this.bus.publish({ type: 'user.end', from: this.nodeId, user_id: userId, code, reason });
+    } catch (err) {
+      this.opts.log?.({ err, userId }, 'could not tell the other nodes to end a user\'s consoles');
+    }
+    return n;
+  }
+
   async endSession(session: ConsoleSessionRecord, code: number, reason: string): Promise<EndOutcome> {
     if (session.nodeId === this.nodeId) return this.local.endSession(session, code, reason);
     const outcome = await this.request(session.nodeId, { type: 'session.end', session_id: session.id, code, reason });
@@ -150,6 +181,15 @@ export class ClusterSessionControl implements SessionControl {
         if (msg.from === this.nodeId || !isId(msg.resource_id) || !isCode(msg.code) || !isReason(msg.reason)) return;
         const n = this.upgrade.closeSessions(msg.code, msg.reason, { resourceId: msg.resource_id });
         if (n > 0) this.opts.log?.({ resourceId: msg.resource_id, from: msg.from, sessions: n }, 'machine changed on another node: its live consoles here were ended');
+        return;
+      }
+      case 'user.end': {
+        if (msg.from === this.nodeId || !isId(msg.user_id) || !isCode(msg.code) || !isReason(msg.reason)) return;
+        const userId = msg.user_id;
+        this.local.endUser(userId, msg.code, msg.reason).then(
+          (n) => { if (n > 0) this.opts.log?.({ userId, from: msg.from, sessions: n }, 'user changed on another node: their live consoles here were ended'); },
+          (err: unknown) => this.opts.log?.({ err, userId }, 'could not check a changed user\'s live consoles'),
+        );
         return;
       }
       default:

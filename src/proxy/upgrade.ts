@@ -18,7 +18,7 @@ import type { RelayMetricsHook } from '../observability/metrics.js';
 import { isStoreUnavailable } from '../store/errors.js';
 import { runConsoleSession, type SessionEnd } from './console-session.js';
 import type { ConsoleGrant } from '../domain/consoles.js';
-import type { ConsoleSessionRecord, TokenPurpose } from '../store/types.js';
+import type { ConsoleSessionRecord, ConsoleTokenRecord, TokenPurpose } from '../store/types.js';
 import { PAGE_PROTOCOL_PREFIX, pageKeyFromProtocols } from '../domain/assist-page-key.js';
 
 const PATH_RE = /^\/vnc\/([A-Za-z0-9._-]{1,64})\/(?:websockify)?$/;
@@ -48,9 +48,13 @@ export interface UpgradeHooks {
   ended(grant: ConsoleGrant, session: ConsoleSessionRecord, end: SessionEnd): Promise<void>;
 }
 
-interface LiveSession {
+export interface LiveSession {
   id: string;
   resourceId: string;
+  /** The redeemed console token (its user, project, purpose). */
+  token: ConsoleTokenRecord;
+  /** The user on whose authority the session runs (ConsoleGrant.holderUserId). */
+  holderUserId: string | null;
   close(code: number, reason: string): void;
   /** Switches the live session between view-only and full control (console-session.ts). */
   setViewOnly(on: boolean): void;
@@ -223,7 +227,7 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
         log: (obj: object, msg: string) => slog.debug(obj, msg),
       });
       live.set(record.id, {
-        id: record.id, resourceId: grant.resource.id, close: handle.close, setViewOnly: handle.setViewOnly,
+        id: record.id, resourceId: grant.resource.id, token: grant.token, holderUserId: grant.holderUserId, close: handle.close, setViewOnly: handle.setViewOnly,
         purpose: grant.token.purpose, viewOnly: () => handle.viewOnly,
         bytes: () => ({ toClient: handle.bytesToClient, toBackend: handle.bytesToBackend }),
       });

@@ -188,6 +188,8 @@ export interface IdentityRepo {
   insertIamToken(t: IamTokenRecord): Promise<void>;
   getIamToken(tokenHash: string): Promise<IamTokenRecord | undefined>;
   deleteExpiredIamTokens(now: number): Promise<number>;
+  /** Deletes every IAM token of a user (a password change, or the user disabled); returns how many. */
+  deleteIamTokensOfUser(userId: string): Promise<number>;
 }
 
 export interface InventoryRepo {
@@ -209,6 +211,11 @@ export interface ConsoleTokenRepo {
    */
   redeem(tokenHash: string, now: number): Promise<ConsoleTokenRecord | undefined>;
   revokeForResource(resourceId: string, now: number): Promise<number>;
+  /**
+   * Revokes every unredeemed, unrevoked token minted by a user, except in `keepProjectIds` (the projects
+   * where the user may still open consoles); returns how many.
+   */
+  revokeForUser(userId: string, now: number, keepProjectIds?: readonly string[]): Promise<number>;
   deleteExpired(before: number): Promise<number>;
   /**
    * Outstanding tokens (unredeemed, unrevoked, expiring after `now`), newest first. Filters: one

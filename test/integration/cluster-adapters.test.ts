@@ -83,6 +83,24 @@ await describeWith('Redis adapters', { redis: true }, () => {
       assert.equal((await s.hit('zero', 1000, 0, Date.now())).allowed, false, 'a zero limit refuses everything');
     });
 
+    it('security #12: release takes back one hit of the current window, never below zero, on Redis and in memory', async () => {
+      for (const s of [new RedisRateLimitStore(n1, new MemoryRateLimitStore()), new MemoryRateLimitStore()]) {
+        const key = `rel-${randomUUID()}`;
+        const now = Date.now();
+        await s.hit(key, 60_000, 2, now);
+        await s.hit(key, 60_000, 2, now);
+        assert.equal((await s.hit(key, 60_000, 2, now)).allowed, false);
+        await s.release(key, 60_000, now);
+        assert.equal((await s.peek(key, 60_000, now)).count, 1);
+        assert.equal((await s.hit(key, 60_000, 2, now)).allowed, true, 'the released hit is free again');
+        await s.release(key, 60_000, now);
+        await s.release(key, 60_000, now);
+        await s.release(key, 60_000, now);
+        assert.equal((await s.peek(key, 60_000, now)).count, 0, 'not below zero');
+        await s.release(`none-${randomUUID()}`, 60_000, now);
+      }
+    });
+
     it('400 simultaneous hits from two nodes on a limit of 50: exactly 50 allowed', async () => {
       const s1 = new RedisRateLimitStore(n1, new MemoryRateLimitStore());
       const s2 = new RedisRateLimitStore(n2, new MemoryRateLimitStore());

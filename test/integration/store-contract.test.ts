@@ -170,6 +170,19 @@ function contract(name: string, open: () => Promise<Store>, opts: { dialect: Sto
         assert.equal(await store.identity.getIamToken(scoped.tokenHash), undefined);
         assert.deepEqual(await store.identity.getIamToken(domainWide.tokenHash), domainWide);
       });
+
+      it('security #13: deleteIamTokensOfUser deletes every IAM token of that user only', async () => {
+        const other = { ...t.user, id: hex32(), name: `u-${hex32()}` };
+        await store.identity.upsertUser(other);
+        const tok = (userId: string) => ({ tokenHash: randomBytes(32).toString('hex'), userId, domainId: t.domain.id, projectId: null, methods: ['password'], issuedAt: T0, expiresAt: T0 + 1000 });
+        const mine = [tok(other.id), tok(other.id)];
+        const theirs = tok(t.user.id);
+        for (const x of [...mine, theirs]) await store.identity.insertIamToken(x);
+        assert.equal(await store.identity.deleteIamTokensOfUser(other.id), 2);
+        for (const x of mine) assert.equal(await store.identity.getIamToken(x.tokenHash), undefined);
+        assert.deepEqual(await store.identity.getIamToken(theirs.tokenHash), theirs);
+        assert.equal(await store.identity.deleteIamTokensOfUser(other.id), 0);
+      });
     });
 
     describe('inventory', () => {
@@ -298,6 +311,24 @@ function contract(name: string, open: () => Promise<Store>, opts: { dialect: Sto
         assert.equal(await store.consoleTokens.redeem(earlier.tokenHash, T0 + 4), undefined);
         assert.equal(await store.consoleTokens.revokeForResource(rid, T0 + 5), 0);
         assert.ok(await store.consoleTokens.redeem(otherResource.tokenHash, T0 + 4));
+      });
+
+      it('security #4: revokeForUser revokes the unredeemed, unrevoked tokens the user minted, except in the projects kept', async () => {
+        const uid = hex32();
+        const other = hex32();
+        const inKept = token(other, randomUUID(), { userId: uid });
+        const live1 = token(t.project.id, randomUUID(), { userId: uid });
+        const used = token(t.project.id, randomUUID(), { userId: uid });
+        const someoneElse = token(t.project.id, randomUUID(), { userId: hex32() });
+        const helper = token(t.project.id, randomUUID());
+        for (const x of [inKept, live1, used, someoneElse, helper]) await store.consoleTokens.insert(x);
+        assert.ok(await store.consoleTokens.redeem(used.tokenHash, T0 + 1));
+        assert.equal(await store.consoleTokens.revokeForUser(uid, T0 + 2, [other]), 1);
+        assert.equal((await store.consoleTokens.get(live1.tokenHash))?.revokedAt, T0 + 2);
+        for (const x of [inKept, used, someoneElse, helper]) assert.equal((await store.consoleTokens.get(x.tokenHash))?.revokedAt, null);
+        assert.equal(await store.consoleTokens.revokeForUser(uid, T0 + 3), 1, 'no project kept: the rest goes');
+        assert.equal((await store.consoleTokens.get(inKept.tokenHash))?.revokedAt, T0 + 3);
+        assert.equal(await store.consoleTokens.redeem(inKept.tokenHash, T0 + 4), undefined);
       });
 
       it('deleteExpired removes the tokens that expired before the cut-off', async () => {

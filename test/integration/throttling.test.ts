@@ -169,6 +169,38 @@ describe('AK lockout and login throttling', () => {
     assert.equal((await login(f.user, f.password)).status, 201);
   });
 
+  it('security #12: 20 parallel wrong logins for one user with a limit of 10 → at most 10 are 401, the rest 429', async () => {
+    t.clock.offsetMs += 10 * MIN;
+    // Its own gateway: a per-user limit of 10 and an address limit that does not interfere.
+    const g = await startTestGateway({ args: ['--iam-login-failures-per-user', '10', '--iam-login-failures-per-address', '100'] });
+    try {
+      const d = g.gw.demo!.facts;
+      const statuses = await Promise.all(Array.from({ length: 20 }, (_, i) =>
+        call(`${g.url}/v3/auth/tokens`, { json: passwordAuth(d.user, `wrong-${i}`, d.domain, { project: { id: d.project_id } }) }).then((r) => r.status)));
+      const count = (s: number) => statuses.filter((x) => x === s).length;
+      assert.ok(count(401) <= 10, `401s: ${count(401)} (statuses ${statuses.join(',')})`);
+      assert.equal(count(401) + count(429), 20, `statuses ${statuses.join(',')}`);
+      const right = await call(`${g.url}/v3/auth/tokens`, { json: passwordAuth(d.user, d.password, d.domain, { project: { id: d.project_id } }) });
+      assert.equal(right.status, 429, 'the user is locked for the window');
+    } finally {
+      await g.close();
+    }
+  });
+
+  it('security #12: parallel wrong logins from one address with a limit of 6 → at most 6 are 401', async () => {
+    t.clock.offsetMs += 10 * MIN;
+    const statuses = await Promise.all(Array.from({ length: 15 }, (_, i) => login(`nobody-p${i}`, 'guess').then((r) => r.status)));
+    assert.ok(statuses.filter((x) => x === 401).length <= 6, `statuses ${statuses.join(',')}`);
+    assert.equal(statuses.filter((x) => x === 429).length + statuses.filter((x) => x === 401).length, 15);
+  });
+
+  it('security #12: successful logins do not use up the address\'s budget', async () => {
+    t.clock.offsetMs += 10 * MIN;
+    for (let i = 0; i < 8; i++) assert.equal((await login(f.user, f.password)).status, 201, `login ${i + 1}`);
+    for (let i = 1; i <= 5; i++) assert.equal((await login(`nobody-s${i}`, 'guess')).status, 401, `failure ${i}`);
+    assert.equal((await login(f.user, f.password)).status, 201, 'five failures are under the address limit of 6');
+  });
+
   it('6 failed logins from one address, for any names, → every login from it gets 429 until the window ends', async () => {
     t.clock.offsetMs += 10 * MIN;
     for (let i = 1; i <= 6; i++) assert.equal((await login(`nobody-${i}`, 'guess')).status, 401);

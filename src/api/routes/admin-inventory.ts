@@ -282,6 +282,7 @@ export function registerAdminInventoryRoutes(app: FastifyInstance, ctx: ApiConte
       if (!dryRun) {
         await executeFleetPlan(ctx.store, planned, now());
         await svc().resourcesChanged(planned.plan.revoked);
+        await svc().usersChanged(planned.plan.users);
       }
       const count = (a: string) => planned.plan.changes.filter((c) => c.action === a).length;
       return {

@@ -43,7 +43,15 @@ if not count then return {0, 0} end
 return {tonumber(count), redis.call('PTTL', KEYS[1])}
 `;
 
+/** KEYS[1] window key: one hit taken back, if the window still holds any (its expiry is kept). */
+const RELEASE_SCRIPT = `
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count > 0 then redis.call('DECR', KEYS[1]) end
+return 0
+`;
+
 type WithScripts = Redis & {
+  portholeRelease(key: string): Promise<number>;
   portholeHit(key: string, windowMs: number, limit: number): Promise<[number, number, number]>;
   portholePeek(key: string): Promise<[number, number]>;
 };
@@ -66,6 +74,7 @@ export class RedisRateLimitStore implements RateLimitStore {
     if (!('portholeHit' in client)) {
       client.defineCommand('portholeHit', { numberOfKeys: 1, lua: HIT_SCRIPT });
       client.defineCommand('portholePeek', { numberOfKeys: 1, lua: PEEK_SCRIPT });
+      client.defineCommand('portholeRelease', { numberOfKeys: 1, lua: RELEASE_SCRIPT });
     }
     this.redis = client as WithScripts;
   }
@@ -100,6 +109,15 @@ export class RedisRateLimitStore implements RateLimitStore {
     } catch (err) {
       this.outage(err);
       return this.fallback.peek(key, windowMs, now);
+    }
+  }
+
+  async release(key: string, windowMs: number, now: number): Promise<void> {
+    try {
+      await this.redis.portholeRelease(this.key(key, windowMs));
+    } catch (err) {
+      this.outage(err);
+      await this.fallback.release(key, windowMs, now);
     }
   }
 

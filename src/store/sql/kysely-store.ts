@@ -230,6 +230,10 @@ class SqlIdentity implements IdentityRepo {
     const res = await this.db.deleteFrom('iam_tokens').where('expires_at', '<', now).executeTakeFirst();
     return Number(res.numDeletedRows);
   }
+  async deleteIamTokensOfUser(userId: string): Promise<number> {
+    const res = await this.db.deleteFrom('iam_tokens').where('user_id', '=', userId).executeTakeFirst();
+    return Number(res.numDeletedRows);
+  }
 }
 
 class SqlInventory implements InventoryRepo {
@@ -306,6 +310,13 @@ class SqlConsoleTokens implements ConsoleTokenRepo {
   async revokeForResource(resourceId: string, now: number): Promise<number> {
     const res = await this.db.updateTable('console_tokens').set({ revoked_at: now })
       .where('resource_id', '=', resourceId).where('revoked_at', 'is', null).where('redeemed_at', 'is', null).executeTakeFirst();
+    return Number(res.numUpdatedRows);
+  }
+  async revokeForUser(userId: string, now: number, keepProjectIds: readonly string[] = []): Promise<number> {
+    let q = this.db.updateTable('console_tokens').set({ revoked_at: now })
+      .where('user_id', '=', userId).where('revoked_at', 'is', null).where('redeemed_at', 'is', null);
+    if (keepProjectIds.length > 0) q = q.where('project_id', 'not in', [...keepProjectIds]);
+    const res = await q.executeTakeFirst();
     return Number(res.numUpdatedRows);
   }
   async deleteExpired(before: number): Promise<number> {
