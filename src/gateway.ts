@@ -193,7 +193,10 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
   mkdirSync(baseConfig.dataDir, { recursive: true, mode: 0o700 });
 
   // Listen first so a derived public URL carries the real port (port 0 in tests).
-  const server = http.createServer();
+  // A connection that sends no complete request head within headersTimeout gets a 408 and is closed
+  // (Node checks every connectionsCheckingInterval), so silent or slow pre-request sockets are bounded.
+  // An upgrade leaves the HTTP parser and these timers: proxy/upgrade.ts has its own deadline.
+  const server = http.createServer({ connectionsCheckingInterval: 5_000 });
   server.headersTimeout = 20_000;
   server.requestTimeout = 30_000;
   server.keepAliveTimeout = 5_000;

@@ -36,6 +36,7 @@ export const KEYS = {
   'console.token_ttl_seconds': { kind: 'int', default: 600, min: 5, max: 86400, help: 'Validity of one-time console URLs.' },
   'console.connect_timeout_ms': { kind: 'int', default: 5000, min: 100, max: 120000, help: 'TCP connect timeout to a VNC server.' },
   'console.handshake_timeout_ms': { kind: 'int', default: 15000, min: 100, max: 120000, help: 'Time allowed for the browser and VNC handshakes.' },
+  'console.upgrade_timeout_ms': { kind: 'int', default: 10000, min: 100, max: 120000, help: 'Time allowed from a console WebSocket upgrade request to its 101 or refusal (token redemption and database waits included); then the socket is closed.' },
   'console.idle_timeout_seconds': { kind: 'int', default: 1800, min: 5, max: 7 * 86400, help: 'Close a console with no traffic either way for this long.' },
   'console.max_session_seconds': { kind: 'int', default: 28800, min: 5, max: 30 * 86400, help: 'Maximum length of one console session.' },
   'console.max_buffered_bytes': { kind: 'int', default: 8 * 1024 * 1024, min: 65536, max: 1024 * 1024 * 1024, help: 'Per-session ceiling on bytes queued toward a slow browser.' },
@@ -69,6 +70,8 @@ export interface ConsoleConfig {
   tokenTtlSeconds: number;
   connectTimeoutMs: number;
   handshakeTimeoutMs: number;
+  /** From the upgrade request to the 101 or the refusal (proxy/upgrade.ts). */
+  upgradeTimeoutMs: number;
   idleTimeoutSeconds: number;
   maxSessionSeconds: number;
   maxBufferedBytes: number;
@@ -385,6 +388,7 @@ export function loadConfig(input: LoadConfigInput = {}): LoadedConfig {
       tokenTtlSeconds: resolved['console.token_ttl_seconds'] as number,
       connectTimeoutMs: resolved['console.connect_timeout_ms'] as number,
       handshakeTimeoutMs: resolved['console.handshake_timeout_ms'] as number,
+      upgradeTimeoutMs: resolved['console.upgrade_timeout_ms'] as number,
       idleTimeoutSeconds: resolved['console.idle_timeout_seconds'] as number,
       maxSessionSeconds: resolved['console.max_session_seconds'] as number,
       maxBufferedBytes: resolved['console.max_buffered_bytes'] as number,
