@@ -49,6 +49,7 @@ import { GatewayMetrics, gatewayVersion } from './observability/metrics.js';
 import { CloseCode, CloseReason } from './close-codes.js';
 import { ASSISTANCE_TICK_MS, AssistanceService, type LocalHelperSessions } from './domain/assistance.js';
 import { NO_SESSIONS } from './domain/session-control.js';
+import { RETENTION_INTERVAL_MS, RetentionService } from './domain/retention.js';
 
 export interface Gateway {
   config: Readonly<Config>;
@@ -72,6 +73,8 @@ export interface Gateway {
   metrics: GatewayMetrics;
   /** The audit trail's writer: records are written after the call; `flush()` before reading the store directly. */
   audit: AuditService;
+  /** Deletes spent tokens and old audit events (hourly on every node; `runOnce()` for tests). */
+  retention: RetentionService;
   /** Marks the node as draining: /readyz, new consoles and API calls answer 503 so load balancers stop sending traffic. `close` does it first. */
   drain(): void;
   /** Scale-out parts: this node's membership (heartbeats, reaping lost nodes), the cross-node bus and Redis (null when not used). */
@@ -127,6 +130,21 @@ function recordSessionProgress(store: Store, upgrade: UpgradeHandler, log: Logge
       store.sessions.progress(s.id, { bytesToClient: b.toClient, bytesToBackend: b.toBackend }).catch((err: unknown) => log.debug({ err }, 'could not record session progress'));
     }
   }, SESSION_PROGRESS_INTERVAL_MS);
+  t.unref();
+  return t;
+}
+
+/** Runs the retention job (domain/retention.ts) every hour or so on this node; one run at a time. */
+function startRetention(retention: RetentionService, log: Logger): NodeJS.Timeout {
+  let running = false;
+  const t = setInterval(() => {
+    if (running) return;
+    running = true;
+    retention.runOnce()
+      .then((r) => { if (r.iamTokens + r.consoleTokens + r.auditEvents > 0) log.info(r, 'retention: deleted spent tokens and old audit events'); })
+      .catch((err: unknown) => log.warn({ err }, 'retention run failed; the next one catches up'))
+      .finally(() => { running = false; });
+  }, RETENTION_INTERVAL_MS + Math.floor(Math.random() * RETENTION_INTERVAL_MS * 0.1));
   t.unref();
   return t;
 }
@@ -325,6 +343,8 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     prober.start();
     const progress = recordSessionProgress(store, upgrade, log);
     const assistTicks = startAssistanceTicks(assistance, upgrade, log);
+    const retention = new RetentionService(store, clock, { auditRetentionDays: config.auditRetentionDays });
+    const retentionTimer = startRetention(retention, log);
 
     const finalStore = store;
     const finalBus = bus;
@@ -337,7 +357,7 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
       void membership.tick(); // tell the other nodes now, not at the next heartbeat
     };
     return {
-      config, url: config.publicUrl, app, store, upgrade, consoles, iam, accessKeys, secrets, demo, log, metrics, prober, admin, assistance, audit,
+      config, url: config.publicUrl, app, store, upgrade, consoles, iam, accessKeys, secrets, demo, log, metrics, prober, admin, assistance, audit, retention,
       cluster: { nodeId, membership, bus, redis, sessions },
       drain,
       close(graceMs = 0) {
@@ -347,6 +367,7 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
           drain();
           clearInterval(progress);
           clearInterval(assistTicks);
+          clearInterval(retentionTimer);
           await prober.stop();
           if (graceMs > 0 && upgrade.live().length > 0) {
             log.info({ live: upgrade.live().length, graceMs }, 'waiting for live consoles to end');
