@@ -2,7 +2,8 @@
  * Retention: what is spent or old is deleted, so the store does not grow with traffic. Expired IAM
  * tokens, and console tokens that expired, were redeemed or were revoked, go a grace period later
  * (long enough for a late "used"/"expired" answer and for audits of the day); audit events go after
- * `audit.retention_days` (0 = kept forever).
+ * `audit.retention_days` (0 = kept forever). Remote-assistance join counters (one per source address
+ * or share space) go once their window and lock are a grace period over: by then they count nothing.
  *
  * Deletes run in bounded batches (each one short statement, oldest first) and at most a bounded
  * number of batches per run, so a large backlog is worked off over several runs without holding the
@@ -21,7 +22,7 @@ export const RETENTION_MAX_BATCHES = 20;
 /** How often each node runs the job (plus up to 10 % jitter, so nodes started together spread out). */
 export const RETENTION_INTERVAL_MS = 3600_000;
 
-export interface RetentionResult { iamTokens: number; consoleTokens: number; auditEvents: number }
+export interface RetentionResult { iamTokens: number; consoleTokens: number; auditEvents: number; joinAttempts: number }
 
 export class RetentionService {
   constructor(private readonly store: Store, private readonly clock: Clock, private readonly opts: { auditRetentionDays: number; batch?: number; maxBatches?: number }) {}
@@ -34,7 +35,9 @@ export class RetentionService {
     const consoleTokens = await this.#batches((n) => this.store.consoleTokens.purgeSpent(tokensBefore, n));
     const days = this.opts.auditRetentionDays;
     const auditEvents = days > 0 ? await this.#batches((n) => this.store.audit.purgeBefore(now - days * 86_400_000, n)) : 0;
-    return { iamTokens, consoleTokens, auditEvents };
+    // Windows and locks are at most a day long (assistance.join_lockout_seconds), so these count nothing any more.
+    const joinAttempts = await this.#batches((n) => this.store.assistance.purgeAttempts(tokensBefore, n));
+    return { iamTokens, consoleTokens, auditEvents, joinAttempts };
   }
 
   async #batches(purge: (limit: number) => Promise<number>): Promise<number> {

@@ -486,6 +486,8 @@ export interface AssistanceRepo {
   releaseAttempt(key: string): Promise<void>;
   lockAttempts(key: string, until: number): Promise<void>;
   clearAttempts(key: string): Promise<void>;
+  /** Retention: deletes at most `limit` attempt counters whose window started and whose lock ended before `before`. */
+  purgeAttempts(before: number, limit: number): Promise<number>;
 }
 
 export interface Store {

@@ -875,6 +875,25 @@ function contract(name: string, open: () => Promise<Store>, opts: { dialect: Sto
         await store.assistance.releaseAttempt(key); // nothing to release: no row, no error
       });
 
+      it('security #6: purgeAttempts deletes at most `limit` counters whose window and lock are over before the cut-off', async () => {
+        // Window starts far before every other test's rows, so the cut-offs touch only these.
+        const [a, b, c, locked, recent] = Array.from({ length: 5 }, () => `addr:${hex32()}`);
+        await store.assistance.hitAttempt(a!, 1_001, 300_000);
+        await store.assistance.hitAttempt(b!, 1_002, 300_000);
+        await store.assistance.hitAttempt(c!, 1_003, 300_000);
+        await store.assistance.hitAttempt(locked!, 1_001, 300_000);
+        await store.assistance.lockAttempts(locked!, 2_000);
+        await store.assistance.hitAttempt(recent!, 1_500, 300_000);
+        assert.equal(await store.assistance.purgeAttempts(1_010, 2), 2, 'a batch is bounded');
+        assert.equal(await store.assistance.getAttempts(a!), undefined, 'oldest window first');
+        assert.ok(await store.assistance.getAttempts(c!));
+        assert.equal(await store.assistance.purgeAttempts(1_010, 100), 1);
+        assert.ok(await store.assistance.getAttempts(locked!), 'still locked at the cut-off: kept');
+        assert.ok(await store.assistance.getAttempts(recent!), 'window started after the cut-off: kept');
+        assert.equal(await store.assistance.purgeAttempts(1_010, 100), 0);
+        assert.equal(await store.assistance.purgeAttempts(2_001, 100), 2);
+      });
+
       it('share-space passwords are sealed values the key rotation walks', async () => {
         const sp = spaceRec(randomUUID(), { passwordSealed: 'v1:old:space' });
         await store.assistance.insertSpace(sp);

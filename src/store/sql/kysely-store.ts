@@ -766,6 +766,12 @@ class SqlAssistance implements AssistanceRepo {
   async clearAttempts(key: string): Promise<void> {
     await this.db.deleteFrom('assist_attempts').where('key', '=', key).execute();
   }
+  async purgeAttempts(before: number, limit: number): Promise<number> {
+    const res = await this.db.deleteFrom('assist_attempts').where('key', 'in', (eb) => eb.selectFrom('assist_attempts').select('key')
+      .where('window_start', '<', before).where((w) => w.or([w('locked_until', 'is', null), w('locked_until', '<', before)]))
+      .orderBy('window_start').limit(limit)).executeTakeFirst();
+    return Number(res.numDeletedRows);
+  }
 }
 
 export class KyselyStore implements Store {
