@@ -13,7 +13,8 @@ import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { withListeningPort, type Config } from './config/index.js';
 import { buildApi } from './api/app.js';
-import { MemoryRateLimitStore } from './api/ratelimit.js';
+import { AddressThrottle, MemoryRateLimitStore } from './api/ratelimit.js';
+import { ApiError } from './errors.js';
 import { AccessKeyService } from './domain/access-keys.js';
 import { AuditService } from './domain/audit.js';
 import { systemClock, type Clock } from './domain/clock.js';
@@ -141,7 +142,7 @@ function startRetention(retention: RetentionService, log: Logger): NodeJS.Timeou
     if (running) return;
     running = true;
     retention.runOnce()
-      .then((r) => { if (r.iamTokens + r.consoleTokens + r.auditEvents > 0) log.info(r, 'retention: deleted spent tokens and old audit events'); })
+      .then((r) => { if (r.iamTokens + r.consoleTokens + r.auditEvents + r.joinAttempts > 0) log.info(r, 'retention: deleted spent tokens and old audit events'); })
       .catch((err: unknown) => log.warn({ err }, 'retention run failed; the next one catches up'))
       .finally(() => { running = false; });
   }, RETENTION_INTERVAL_MS + Math.floor(Math.random() * RETENTION_INTERVAL_MS * 0.1));
@@ -321,12 +322,18 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
       internetShareUrl: config.assistance.internetShareUrl ?? config.publicUrl, maxJoinFailures: config.assistance.joinMaxFailures,
       lockoutSeconds: config.assistance.joinLockoutSeconds, maxSessionSeconds: config.console.maxSessionSeconds,
     });
-    const upgrade = createUpgradeHandler({ config, consoles, sessions, log, metrics, assistance });
+    const rateLimits = redis ? new RedisRateLimitStore(redis, new MemoryRateLimitStore(), redisLog) : new MemoryRateLimitStore();
+    // Console upgrades share the API's per-address budget: both are reachable without credentials.
+    const addressThrottle = new AddressThrottle(rateLimits, clock, config.rateLimit);
+    const addressAllowed = (address: string) => addressThrottle.check(address).then(() => true, (err: unknown) => {
+      if (err instanceof ApiError && err.kind === 'rate_limited') return false;
+      throw err;
+    });
+    const upgrade = createUpgradeHandler({ config, consoles, sessions, log, metrics, assistance, addressAllowed });
     relay.upgrade = upgrade;
     metrics.trackLive(() => upgrade.live());
     const admin = adminServices({ config, store, secrets, clock, upgrade, nodeId, log, demoDomain: demo?.facts.domain ?? null, bus });
     late.admin = admin;
-    const rateLimits = redis ? new RedisRateLimitStore(redis, new MemoryRateLimitStore(), redisLog) : new MemoryRateLimitStore();
     const app = await buildApi({ config, store, iam, consoles, audit, web, accessKeys, rateLimits, clock, admin, assistance }, {
       logger: log,
       metrics,

@@ -35,6 +35,8 @@ export interface UpgradeDeps {
   metrics?: RelayMetricsHook;
   /** Remote assistance (domain/assistance.ts): admits helpers, binds console pages, notes helpers leaving. */
   assistance?: UpgradeHooks;
+  /** Counts an upgrade against its source address's budget (the API's per-address throttle); false: over it. */
+  addressAllowed?: (address: string) => Promise<boolean>;
 }
 
 /**
@@ -174,6 +176,11 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
       return refuse(socket, 403, 'origin_forbidden', 'This origin may not open consoles on this gateway.');
     }
     if (!accepting) return refuse(socket, 503, 'shutdown', 'The gateway is shutting down.');
+    // Before any store work: an unauthenticated client's token look-ups are bounded per address.
+    const address = clientAddress(req, config.trustProxy);
+    if (deps.addressAllowed && address !== null && !(await deps.addressAllowed(address))) {
+      return refuse(socket, 429, 'rate_limited', 'Too many requests from this address; try again in a few seconds.');
+    }
     const token = url.searchParams.get('token');
     if (!token) return refuse(socket, 400, 'token_invalid', 'The console link has no token.');
 

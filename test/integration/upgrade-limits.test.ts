@@ -123,3 +123,30 @@ describe('security #5: sockets of refused or stalled console upgrades are closed
     assert.ok(server.keepAliveTimeout > 0);
   });
 });
+
+describe('security #6: console upgrades count against the per-address budget before any token look-up', () => {
+  let t: TestGateway;
+  before(async () => { t = await startTestGateway({ args: ['--ratelimit-per-address-per-second', '3', '--ratelimit-per-address-per-minute', '1000'] }); });
+  after(async () => t.close());
+
+  it('security #6: the 4th upgrade in a second from one address is refused with 429 and its socket closed', async () => {
+    const port = Number(new URL(t.url).port);
+    const consoles = t.gw.consoles;
+    const original = consoles.peek.bind(consoles);
+    let lookups = 0;
+    consoles.peek = (...a: Parameters<typeof original>) => { lookups++; return original(...a); };
+    try {
+      const statuses: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        const c = await rawUpgrade(port, `/vnc/${t.gw.config.console.defaultZone}/websockify?token=${'z'.repeat(43)}${i}`);
+        await within('the gateway to close the refused upgrade', c.ended);
+        statuses.push(c.data.split('\r\n')[0] ?? '');
+        c.socket.destroy();
+      }
+      assert.deepEqual(statuses, ['HTTP/1.1 403 Forbidden', 'HTTP/1.1 403 Forbidden', 'HTTP/1.1 403 Forbidden', 'HTTP/1.1 429 Too Many Requests']);
+      assert.equal(lookups, 3, 'the refused one looked nothing up');
+    } finally {
+      consoles.peek = original;
+    }
+  });
+});
