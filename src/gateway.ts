@@ -14,7 +14,8 @@ import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { withListeningPort, type Config } from './config/index.js';
 import { buildApi } from './api/app.js';
-import { MemoryRateLimitStore } from './api/ratelimit.js';
+import { AddressThrottle, MemoryRateLimitStore } from './api/ratelimit.js';
+import { ApiError } from './errors.js';
 import { AccessKeyService } from './domain/access-keys.js';
 import { AuditService } from './domain/audit.js';
 import { systemClock, type Clock } from './domain/clock.js';
@@ -50,6 +51,7 @@ import { GatewayMetrics, gatewayVersion } from './observability/metrics.js';
 import { CloseCode, CloseReason } from './close-codes.js';
 import { ASSISTANCE_TICK_MS, AssistanceService, type LocalHelperSessions } from './domain/assistance.js';
 import { NO_SESSIONS } from './domain/session-control.js';
+import { RETENTION_INTERVAL_MS, RetentionService } from './domain/retention.js';
 
 export interface Gateway {
   config: Readonly<Config>;
@@ -73,6 +75,8 @@ export interface Gateway {
   metrics: GatewayMetrics;
   /** The audit trail's writer: records are written after the call; `flush()` before reading the store directly. */
   audit: AuditService;
+  /** Deletes spent tokens and old audit events (hourly on every node; `runOnce()` for tests). */
+  retention: RetentionService;
   /** Marks the node as draining: /readyz, new consoles and API calls answer 503 so load balancers stop sending traffic. `close` does it first. */
   drain(): void;
   /** Scale-out parts: this node's membership (heartbeats, reaping lost nodes), the cross-node bus and Redis (null when not used). */
@@ -129,6 +133,21 @@ function recordSessionProgress(store: Store, upgrade: UpgradeHandler, log: Logge
       store.sessions.progress(s.id, { bytesToClient: b.toClient, bytesToBackend: b.toBackend }).catch((err: unknown) => log.debug({ err }, 'could not record session progress'));
     }
   }, SESSION_PROGRESS_INTERVAL_MS);
+  t.unref();
+  return t;
+}
+
+/** Runs the retention job (domain/retention.ts) every hour or so on this node; one run at a time. */
+function startRetention(retention: RetentionService, log: Logger): NodeJS.Timeout {
+  let running = false;
+  const t = setInterval(() => {
+    if (running) return;
+    running = true;
+    retention.runOnce()
+      .then((r) => { if (r.iamTokens + r.consoleTokens + r.auditEvents + r.joinAttempts > 0) log.info(r, 'retention: deleted spent tokens and old audit events'); })
+      .catch((err: unknown) => log.warn({ err }, 'retention run failed; the next one catches up'))
+      .finally(() => { running = false; });
+  }, RETENTION_INTERVAL_MS + Math.floor(Math.random() * RETENTION_INTERVAL_MS * 0.1));
   t.unref();
   return t;
 }
@@ -211,7 +230,10 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
   makePrivateDir(baseConfig.dataDir);
 
   // Listen first so a derived public URL carries the real port (port 0 in tests).
-  const server = http.createServer();
+  // A connection that sends no complete request head within headersTimeout gets a 408 and is closed
+  // (Node checks every connectionsCheckingInterval), so silent or slow pre-request sockets are bounded.
+  // An upgrade leaves the HTTP parser and these timers: proxy/upgrade.ts has its own deadline.
+  const server = http.createServer({ connectionsCheckingInterval: 5_000 });
   server.headersTimeout = 20_000;
   server.requestTimeout = 30_000;
   server.keepAliveTimeout = 5_000;
@@ -321,14 +343,20 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
       internetShareUrl: config.assistance.internetShareUrl ?? config.publicUrl, maxJoinFailures: config.assistance.joinMaxFailures,
       lockoutSeconds: config.assistance.joinLockoutSeconds, maxSessionSeconds: config.console.maxSessionSeconds,
     });
-    const upgrade = createUpgradeHandler({ config, consoles, sessions, log, metrics, assistance });
+    const rateLimits = redis ? new RedisRateLimitStore(redis, new MemoryRateLimitStore(), redisLog) : new MemoryRateLimitStore();
+    // Console upgrades share the API's per-address budget: both are reachable without credentials.
+    const addressThrottle = new AddressThrottle(rateLimits, clock, config.rateLimit);
+    const addressAllowed = (address: string) => addressThrottle.check(address).then(() => true, (err: unknown) => {
+      if (err instanceof ApiError && err.kind === 'rate_limited') return false;
+      throw err;
+    });
+    const upgrade = createUpgradeHandler({ config, consoles, sessions, log, metrics, assistance, addressAllowed });
     relay.upgrade = upgrade;
     metrics.trackLive(() => upgrade.live());
     const admin = adminServices({ config, store, secrets, clock, upgrade, consoles, nodeId, log, demoDomain: demo?.facts.domain ?? null, bus, assistance });
     late.admin = admin;
     // Users the start-up fleet deleted, disabled or demoted may hold links and consoles on other nodes.
     if (fleetUsersChanged.length > 0) await admin.usersChanged(fleetUsersChanged);
-    const rateLimits = redis ? new RedisRateLimitStore(redis, new MemoryRateLimitStore(), redisLog) : new MemoryRateLimitStore();
     const app = await buildApi({ config, store, iam, consoles, audit, web, accessKeys, rateLimits, clock, admin, assistance }, {
       logger: log,
       metrics,
@@ -345,6 +373,8 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     prober.start();
     const progress = recordSessionProgress(store, upgrade, log);
     const assistTicks = startAssistanceTicks(assistance, upgrade, log);
+    const retention = new RetentionService(store, clock, { auditRetentionDays: config.auditRetentionDays });
+    const retentionTimer = startRetention(retention, log);
 
     const finalStore = store;
     const finalBus = bus;
@@ -357,7 +387,7 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
       void membership.tick(); // tell the other nodes now, not at the next heartbeat
     };
     return {
-      config, url: config.publicUrl, app, store, upgrade, consoles, iam, accessKeys, secrets, demo, log, metrics, prober, admin, assistance, audit,
+      config, url: config.publicUrl, app, store, upgrade, consoles, iam, accessKeys, secrets, demo, log, metrics, prober, admin, assistance, audit, retention,
       cluster: { nodeId, membership, bus, redis, sessions },
       drain,
       close(graceMs = 0) {
@@ -367,6 +397,7 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
           drain();
           clearInterval(progress);
           clearInterval(assistTicks);
+          clearInterval(retentionTimer);
           await prober.stop();
           if (graceMs > 0 && upgrade.live().length > 0) {
             log.info({ live: upgrade.live().length, graceMs }, 'waiting for live consoles to end');

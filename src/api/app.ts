@@ -12,6 +12,8 @@ import { redactUrl } from '../observability/redact.js';
 import type { ApiContext } from './context.js';
 import { serviceOf } from './http.js';
 import { akskAuthenticator, makeAuthenticate, type AkSkAuthenticator } from './auth.js';
+import { AddressThrottle } from './ratelimit.js';
+import type { AuditEvent } from '../store/types.js';
 import { systemClock } from '../domain/clock.js';
 import { registerIamRoutes } from './routes/iam.js';
 import { registerCredentialRoutes } from './routes/credentials.js';
@@ -99,6 +101,16 @@ export async function buildApi(ctx: ApiContext, opts: BuildApiOptions): Promise<
     });
   }
 
+  // Per source address, before anything else is done for the request (authentication included), so
+  // an unauthenticated client cannot make the gateway verify, look up or record without bound.
+  const addressThrottle = ctx.rateLimits ? new AddressThrottle(ctx.rateLimits, ctx.clock ?? systemClock, ctx.config.rateLimit) : undefined;
+  if (addressThrottle) {
+    app.addHook('onRequest', (req, _reply, done) => {
+      if (DRAIN_EXEMPT.has(req.url.split('?')[0] ?? '')) { done(); return; }
+      addressThrottle.check(req.ip).then(() => done(), done);
+    });
+  }
+
   app.addHook('onResponse', (req, reply, done) => {
     try {
       recordResponse(req, reply);
@@ -118,14 +130,19 @@ export async function buildApi(ctx: ApiContext, opts: BuildApiOptions): Promise<
     // Identifiers only: never a token, password, SK or signature. A refused AK/SK call keeps the AK it
     // claimed and why it failed; the owner's domain administrator sees it.
     const attempt = req.auditAttempt;
-    ctx.audit.record({
+    const event: AuditEvent = {
       at: (ctx.clock ?? systemClock).now(), requestId: req.id, actorUserId: p?.userId ?? req.auditActor?.userId ?? null,
       actorName: p?.userName ?? req.auditActor?.userName ?? null, actorAk: p?.accessKey ?? attempt?.accessKey ?? null,
       action: String(action), resourceKind: req.auditResource?.kind ?? null, resourceId: req.auditResource?.id ?? null,
       projectId: req.auditResource?.projectId ?? null, sourceIp: req.ip, userAgent: String(req.headers['user-agent'] ?? '').slice(0, 256) || null,
       result: ok ? 'success' : 'failure', code: ok ? String(reply.statusCode) : (reply.getHeader('x-porthole-error-code') as string | undefined) ?? String(reply.statusCode),
       detail: attempt?.failure ? `aksk:${attempt.failure}` : null, domainId: p?.domainId ?? req.auditActor?.domainId ?? attempt?.domainId ?? null,
-    });
+    };
+    if (p || ok) { ctx.audit.record(event); return; }
+    // Refused before the caller authenticated: aggregated per source address (domain/audit.ts), and
+    // nothing the client chose (the project or machine in the path, its user agent) goes in the row.
+    // The claimed identity stays only when it exists (a known AK or user): its domain sees the attempts.
+    ctx.audit.recordRefusal({ ...event, resourceKind: null, resourceId: null, projectId: null, userAgent: null });
   };
 
   app.setErrorHandler((err, req, reply) => {

@@ -379,7 +379,8 @@ function handWritten(o: OpenApiOptions): Json {
         AuditEvent: {
           type: 'object',
           properties: Object.fromEntries(['time', 'request_id', 'user_id', 'user_name', 'access_key', 'action', 'resource_type', 'resource_id', 'project_id', 'source_ip', 'user_agent', 'result', 'code', 'detail']
-            .map((f) => [f, { type: ['string', 'null'] }])),
+            .map((f): [string, object] => [f, { type: ['string', 'null'] }])
+            .concat([['count', { type: 'integer', minimum: 1, description: 'How many calls the event stands for: refused unauthenticated calls are aggregated per source address, action and result per minute.' }]])),
         },
         Health: {
           type: 'object', required: ['status', 'node_id', 'version', 'uptime_seconds'],

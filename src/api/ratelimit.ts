@@ -1,6 +1,6 @@
 /**
- * Throttling: API calls per credential (user or AK) per API per second and per minute, and failed
- * password logins per user and per source address. Both run on one small port, a counter of hits in
+ * Throttling: requests per source address before authentication, API calls per credential (user or
+ * AK) per API per second and per minute, and failed password logins per user and per source address. Both run on one small port, a counter of hits in
  * a fixed window anchored at the key's first hit, so the same policy can later run over Redis for a
  * fleet of nodes; `MemoryRateLimitStore` is the single-node implementation, with bounded memory.
  *
@@ -148,6 +148,32 @@ export class ApiThrottle {
     const policy = `policy user over ratelimit,limit:${limit},time:${time}`;
     const message = serviceOf(req) === 'clouddc' ? `Too many requests: ${policy}` : `The throttling threshold has been reached: ${policy}`;
     return new ApiError('rate_limited', message, { headers: { 'retry-after': retryAfterSeconds(resetAt, now) } });
+  }
+}
+
+/**
+ * Requests per source address, per second and per minute, counted before authentication: what an
+ * unauthenticated client can make the gateway do (signature checks, token look-ups, join attempts,
+ * audit rows) is bounded per address. The address is Fastify's `req.ip` (the peer, or behind a trusted
+ * proxy the left-most X-Forwarded-For entry). Over the limit → 429 APIGW.0308 in the gateway's own
+ * error shape, with Retry-After.
+ */
+export class AddressThrottle {
+  constructor(private readonly store: RateLimitStore, private readonly clock: Clock, private readonly limits: Pick<RateLimitConfig, 'perAddressPerSecond' | 'perAddressPerMinute'>) {}
+
+  /** Counts the request; throws 429 when the address is over either limit. */
+  async check(address: string): Promise<void> {
+    const now = this.clock.now();
+    const s = await this.store.hit(`addr:${address}:s`, SECOND, this.limits.perAddressPerSecond, now);
+    if (!s.allowed) throw this.refusal(this.limits.perAddressPerSecond, '1 second', s.resetAt, now);
+    const m = await this.store.hit(`addr:${address}:m`, MINUTE, this.limits.perAddressPerMinute, now);
+    if (!m.allowed) throw this.refusal(this.limits.perAddressPerMinute, '1 minute', m.resetAt, now);
+  }
+
+  private refusal(limit: number, time: string, resetAt: number, now: number): ApiError {
+    return new ApiError('rate_limited', `The throttling threshold has been reached: policy ip over ratelimit,limit:${limit},time:${time}`, {
+      code: 'APIGW.0308', headers: { 'retry-after': retryAfterSeconds(resetAt, now) },
+    });
   }
 }
 

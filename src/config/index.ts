@@ -36,6 +36,7 @@ export const KEYS = {
   'console.token_ttl_seconds': { kind: 'int', default: 600, min: 5, max: 86400, help: 'Validity of one-time console URLs.' },
   'console.connect_timeout_ms': { kind: 'int', default: 5000, min: 100, max: 120000, help: 'TCP connect timeout to a VNC server.' },
   'console.handshake_timeout_ms': { kind: 'int', default: 15000, min: 100, max: 120000, help: 'Time allowed for the browser and VNC handshakes.' },
+  'console.upgrade_timeout_ms': { kind: 'int', default: 10000, min: 100, max: 120000, help: 'Time allowed from a console WebSocket upgrade request to its 101 or refusal (token redemption and database waits included); then the socket is closed.' },
   'console.idle_timeout_seconds': { kind: 'int', default: 1800, min: 5, max: 7 * 86400, help: 'Close a console with no traffic either way for this long.' },
   'console.max_session_seconds': { kind: 'int', default: 28800, min: 5, max: 30 * 86400, help: 'Maximum length of one console session.' },
   'console.max_buffered_bytes': { kind: 'int', default: 8 * 1024 * 1024, min: 65536, max: 1024 * 1024 * 1024, help: 'Per-session ceiling on bytes queued toward a slow browser.' },
@@ -43,6 +44,9 @@ export const KEYS = {
   'console.default_zone': { kind: 'string', default: 'porthole', help: 'URL zone for endpoints without one.' },
   'ratelimit.per_second': { kind: 'int', default: 20, min: 1, max: 1_000_000, help: 'API calls allowed per credential (user or AK) per API per second; more → 429.' },
   'ratelimit.per_minute': { kind: 'int', default: 600, min: 1, max: 60_000_000, help: 'API calls allowed per credential (user or AK) per API per minute; more → 429.' },
+  'ratelimit.per_address_per_second': { kind: 'int', default: 100, min: 1, max: 1_000_000, help: 'Requests allowed per source address per second, counted before authentication (behind a reverse proxy set trust_proxy); more → 429 APIGW.0308.' },
+  'ratelimit.per_address_per_minute': { kind: 'int', default: 3000, min: 1, max: 60_000_000, help: 'Requests allowed per source address per minute, counted before authentication; more → 429 APIGW.0308.' },
+  'audit.retention_days': { kind: 'int', default: 90, min: 0, max: 36500, help: 'Audit events older than this many days are deleted (in bounded batches, on every node); 0 = keep forever.' },
   'iam.login_failures_per_user': { kind: 'int', default: 10, min: 1, max: 1_000_000, help: 'Failed password logins allowed per user per login window; more → 429 until the window ends.' },
   'iam.login_failures_per_address': { kind: 'int', default: 30, min: 1, max: 1_000_000, help: 'Failed password logins allowed per source address per login window; more → 429 until the window ends.' },
   'iam.login_failure_window_seconds': { kind: 'int', default: 300, min: 1, max: 86400, help: 'Length of the failed-login window.' },
@@ -69,6 +73,8 @@ export interface ConsoleConfig {
   tokenTtlSeconds: number;
   connectTimeoutMs: number;
   handshakeTimeoutMs: number;
+  /** From the upgrade request to the 101 or the refusal (proxy/upgrade.ts). */
+  upgradeTimeoutMs: number;
   idleTimeoutSeconds: number;
   maxSessionSeconds: number;
   maxBufferedBytes: number;
@@ -90,6 +96,9 @@ export interface ProbeConfig {
 export interface RateLimitConfig {
   perSecond: number;
   perMinute: number;
+  /** Per source address, before authentication (api/ratelimit.ts AddressThrottle). */
+  perAddressPerSecond: number;
+  perAddressPerMinute: number;
   loginFailuresPerUser: number;
   loginFailuresPerAddress: number;
   loginFailureWindowSeconds: number;
@@ -123,6 +132,8 @@ export interface Config {
   iamIdentityCacheSeconds: number;
   console: ConsoleConfig;
   rateLimit: RateLimitConfig;
+  /** audit.retention_days: audit events older than this are deleted (domain/retention.ts); 0 = never. */
+  auditRetentionDays: number;
   /** redis://… shared by the nodes (throttling, AK lockouts, cross-node commands); null = none. */
   redisUrl: string | null;
   /** Prefix of every Redis key and channel. */
@@ -385,6 +396,7 @@ export function loadConfig(input: LoadConfigInput = {}): LoadedConfig {
       tokenTtlSeconds: resolved['console.token_ttl_seconds'] as number,
       connectTimeoutMs: resolved['console.connect_timeout_ms'] as number,
       handshakeTimeoutMs: resolved['console.handshake_timeout_ms'] as number,
+      upgradeTimeoutMs: resolved['console.upgrade_timeout_ms'] as number,
       idleTimeoutSeconds: resolved['console.idle_timeout_seconds'] as number,
       maxSessionSeconds: resolved['console.max_session_seconds'] as number,
       maxBufferedBytes: resolved['console.max_buffered_bytes'] as number,
@@ -395,10 +407,13 @@ export function loadConfig(input: LoadConfigInput = {}): LoadedConfig {
     rateLimit: {
       perSecond: resolved['ratelimit.per_second'] as number,
       perMinute: resolved['ratelimit.per_minute'] as number,
+      perAddressPerSecond: resolved['ratelimit.per_address_per_second'] as number,
+      perAddressPerMinute: resolved['ratelimit.per_address_per_minute'] as number,
       loginFailuresPerUser: resolved['iam.login_failures_per_user'] as number,
       loginFailuresPerAddress: resolved['iam.login_failures_per_address'] as number,
       loginFailureWindowSeconds: resolved['iam.login_failure_window_seconds'] as number,
     },
+    auditRetentionDays: resolved['audit.retention_days'] as number,
     redisUrl,
     redisKeyPrefix,
     drain: { graceSeconds: resolved['drain.grace_seconds'] as number },

@@ -3,7 +3,9 @@
  * 'upgrade' event before Fastify sees the request. Every check happens before the 101 (ws
  * `abortHandshake` pattern): path → WebSocket request shape → Origin (CSWSH, CVE-2015-0259; a foreign
  * Origin must not burn the token) → one-time token redemption. A refusal is a real HTTP 4xx with a
- * JSON reason and `Connection: close`; only then does the relay start.
+ * JSON reason and `Connection: close`, after which the socket is closed; only then does the relay
+ * start. The whole phase before the 101 has a deadline (`console.upgrade_timeout_ms`): a socket still
+ * waiting there (a stalled store, a client that never reads its refusal) is destroyed.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -33,6 +35,8 @@ export interface UpgradeDeps {
   metrics?: RelayMetricsHook;
   /** Remote assistance (domain/assistance.ts): admits helpers, binds console pages, notes helpers leaving. */
   assistance?: UpgradeHooks;
+  /** Counts an upgrade against its source address's budget (the API's per-address throttle); false: over it. */
+  addressAllowed?: (address: string) => Promise<boolean>;
 }
 
 /**
@@ -81,11 +85,30 @@ export interface UpgradeHandler {
 function reject(socket: Duplex, status: number, reason: string, message: string): void {
   if (socket.destroyed) return;
   const body = JSON.stringify({ error_code: `PH.WS.${status}`, error_msg: message, reason });
-  const text = { 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 410: 'Gone', 409: 'Conflict', 503: 'Service Unavailable' }[status] ?? 'Error';
+  const text = { 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 410: 'Gone', 409: 'Conflict', 429: 'Too Many Requests', 503: 'Service Unavailable' }[status] ?? 'Error';
+  // The HTTP server allows half-open sockets, so `end()` alone would keep the socket (and its
+  // descriptor) for as long as the client keeps its side open: destroy it once the reply is flushed.
+  // A client that never reads the reply is cut by the upgrade deadline, which stays armed until 'close'.
   socket.end(
     `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n` +
     `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    destroyAfterFlush.bind(socket),
   );
+}
+
+function destroyAfterFlush(this: Duplex): void {
+  this.destroy();
+}
+
+/**
+ * The deadline of each upgrade still before its 101 (`console.upgrade_timeout_ms`). Keyed by socket
+ * and cleared by module-level listeners, so no closure keeps the upgrade request alive.
+ */
+const upgradeDeadlines = new WeakMap<Duplex, NodeJS.Timeout>();
+
+function clearUpgradeDeadline(this: Duplex): void {
+  clearTimeout(upgradeDeadlines.get(this));
+  upgradeDeadlines.delete(this);
 }
 
 /** The browser's address: the left-most X-Forwarded-For entry behind a trusted proxy (as Fastify's req.ip), else the peer. */
@@ -109,6 +132,14 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
   const refuse = (socket: Duplex, status: number, reason: string, message: string): void => {
     metrics?.upgradeRefused(reason);
     reject(socket, status, reason, message);
+  };
+  /** Past the deadline before any 101 (a stalled store, a client that never reads its refusal): the socket goes. */
+  const upgradeTimedOut = (socket: Duplex): void => {
+    upgradeDeadlines.delete(socket);
+    if (socket.destroyed) return;
+    metrics?.upgradeRefused('upgrade_timeout');
+    log.info({ timeoutMs: config.console.upgradeTimeoutMs }, 'console upgrade closed: no 101 or refusal within the upgrade deadline');
+    socket.destroy();
   };
   const publicOrigin = new URL(config.publicUrl).origin;
   // The share links' origins too: a helper who joined through one opens the console there.
@@ -149,6 +180,11 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
       return refuse(socket, 403, 'origin_forbidden', 'This origin may not open consoles on this gateway.');
     }
     if (!accepting) return refuse(socket, 503, 'shutdown', 'The gateway is shutting down.');
+    // Before any store work: an unauthenticated client's token look-ups are bounded per address.
+    const address = clientAddress(req, config.trustProxy);
+    if (deps.addressAllowed && address !== null && !(await deps.addressAllowed(address))) {
+      return refuse(socket, 429, 'rate_limited', 'Too many requests from this address; try again in a few seconds.');
+    }
     const token = url.searchParams.get('token');
     if (!token) return refuse(socket, 400, 'token_invalid', 'The console link has no token.');
 
@@ -203,6 +239,16 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
       return;
     }
     await hooks?.started(grant, record, pageKeyFromProtocols(req.headers['sec-websocket-protocol']));
+    if (socket.destroyed) {
+      // Gone while the session was being set up (the client, or the upgrade deadline): no 101, and
+      // `handleUpgrade` would drop a closed socket without a word, so the session is ended here.
+      const end: SessionEnd = { code: 1006, reason: 'client_closed', bytesToClient: 0, bytesToBackend: 0 };
+      await sessions.end(record, { bytesToClient: 0, bytesToBackend: 0, closeCode: end.code, closeReason: end.reason }).catch(() => undefined);
+      await hooks?.ended(grant, record, end).catch((err: unknown) => slog.warn({ err }, 'could not record the end of a remote-assistance session'));
+      return;
+    }
+    // The 101 goes out now; from here the relay's own timeouts (handshake, idle, duration) apply.
+    clearUpgradeDeadline.call(socket);
 
     wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
       slog.info({ backend: `${grant.target.host}:${grant.target.port}`, sourceIp }, 'console session started');
@@ -240,6 +286,8 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
       // A module-level listener: a closure here would share this scope's context with the one below,
       // and the socket would keep the whole upgrade request (headers and all) alive for the session.
       socket.on('error', destroySocket);
+      upgradeDeadlines.set(socket, setTimeout(upgradeTimedOut, config.console.upgradeTimeoutMs, socket));
+      socket.once('close', clearUpgradeDeadline);
       handleAsync(req, socket, head).catch((err: unknown) => {
         if (isStoreUnavailable(err)) {
           log.warn({ err, url: redactUrl(req.url) }, 'console upgrade refused: database unreachable');

@@ -126,6 +126,13 @@ export interface AuditEvent {
    * events of their domain and of their domain's projects.
    */
   domainId?: string | null;
+  /**
+   * How many refused calls the row stands for: refused unauthenticated calls are aggregated per source
+   * address, action and result in a window (domain/audit.ts). Absent (and never returned) when 1.
+   */
+  count?: number;
+  /** The row's id, when the writer chooses it (to update `count` later); never returned by `list`. */
+  id?: string;
 }
 
 export type AccessKeyStatus = 'active' | 'inactive';
@@ -190,6 +197,8 @@ export interface IdentityRepo {
   deleteExpiredIamTokens(now: number): Promise<number>;
   /** Deletes every IAM token of a user (a password change, or the user disabled); returns how many. */
   deleteIamTokensOfUser(userId: string): Promise<number>;
+  /** Retention: deletes at most `limit` IAM tokens that expired before `before`, oldest first; how many went. */
+  purgeIamTokens(before: number, limit: number): Promise<number>;
 }
 
 export interface InventoryRepo {
@@ -224,6 +233,11 @@ export interface ConsoleTokenRepo {
   listOutstanding(filter: { now: number; resourceId?: string; projectIds?: readonly string[]; hashPrefix?: string; limit?: number }): Promise<ConsoleTokenRecord[]>;
   /** Revokes one unredeemed, unrevoked token; false when there was none to revoke. */
   revoke(tokenHash: string, now: number): Promise<boolean>;
+  /**
+   * Retention: deletes at most `limit` tokens that expired, were redeemed or were revoked before
+   * `before` (oldest expiry first); how many went.
+   */
+  purgeSpent(before: number, limit: number): Promise<number>;
 }
 
 export interface SessionRepo {
@@ -321,6 +335,10 @@ export interface AuditRepo {
   list(filter: AuditFilter): Promise<AuditEvent[]>;
   /** How many events match (limit and offset ignored). */
   count(filter: AuditFilter): Promise<number>;
+  /** Sets the `count` of the event appended with this `id` (an aggregated refusal seen again). */
+  setCount(id: string, count: number): Promise<void>;
+  /** Retention: deletes at most `limit` events older than `before`, oldest first; how many went. */
+  purgeBefore(before: number, limit: number): Promise<number>;
 }
 
 export interface AccessKeyRepo {
@@ -479,6 +497,8 @@ export interface AssistanceRepo {
   addConsent(spaceId: string, userName: string, at: number): Promise<boolean>;
   /** The users who agreed to the space, in the order they did. Purged with the space. */
   listConsents(spaceId: string): Promise<string[]>;
+  /** Retention: deletes at most `limit` attempt counters whose window started and whose lock ended before `before`. */
+  purgeAttempts(before: number, limit: number): Promise<number>;
 }
 
 export interface Store {

@@ -183,6 +183,20 @@ function contract(name: string, open: () => Promise<Store>, opts: { dialect: Sto
         assert.deepEqual(await store.identity.getIamToken(theirs.tokenHash), theirs);
         assert.equal(await store.identity.deleteIamTokensOfUser(other.id), 0);
       });
+
+      it('security #6: purgeIamTokens deletes at most `limit` tokens expired before the cut-off, oldest first', async () => {
+        // Expiry times far before every other test's rows, so the cut-offs touch only these.
+        const mk = (expiresAt: number) => ({ tokenHash: randomBytes(32).toString('hex'), userId: t.user.id, domainId: t.domain.id, projectId: null, methods: ['password'], issuedAt: 1, expiresAt });
+        const rows = [mk(1_001), mk(1_002), mk(1_003), mk(1_010)];
+        for (const r of rows) await store.identity.insertIamToken(r);
+        assert.equal(await store.identity.purgeIamTokens(1_010, 2), 2, 'a batch is bounded');
+        assert.equal(await store.identity.getIamToken(rows[0]!.tokenHash), undefined, 'oldest first');
+        assert.equal(await store.identity.getIamToken(rows[1]!.tokenHash), undefined);
+        assert.ok(await store.identity.getIamToken(rows[2]!.tokenHash));
+        assert.equal(await store.identity.purgeIamTokens(1_010, 100), 1);
+        assert.ok(await store.identity.getIamToken(rows[3]!.tokenHash), 'expiring at the cut-off is kept');
+        assert.equal(await store.identity.purgeIamTokens(1_010, 100), 0);
+      });
     });
 
     describe('inventory', () => {
@@ -331,6 +345,25 @@ function contract(name: string, open: () => Promise<Store>, opts: { dialect: Sto
         assert.equal(await store.consoleTokens.redeem(inKept.tokenHash, T0 + 4), undefined);
       });
 
+      it('security #6: purgeSpent deletes at most `limit` tokens expired, redeemed or revoked before the cut-off', async () => {
+        const rid = randomUUID();
+        // Times far before every other test's rows, so the cut-offs touch only these.
+        const expired = token(t.project.id, rid, { createdAt: 1_000, expiresAt: 1_005 });
+        const redeemed = token(t.project.id, rid, { createdAt: 1_000, expiresAt: T0 + BIG, redeemedAt: 1_006 });
+        const revoked = token(t.project.id, rid, { createdAt: 1_000, expiresAt: T0 + BIG + 1, revokedAt: 1_007 });
+        const outstanding = token(t.project.id, rid, { createdAt: 1_000, expiresAt: T0 + BIG });
+        const late = token(t.project.id, rid, { createdAt: 1_000, expiresAt: T0 + BIG, redeemedAt: 1_020 });
+        for (const x of [expired, redeemed, revoked, outstanding, late]) await store.consoleTokens.insert(x);
+        assert.equal(await store.consoleTokens.purgeSpent(1_010, 1), 1, 'a batch is bounded');
+        assert.equal(await store.consoleTokens.get(expired.tokenHash), undefined, 'oldest expiry first');
+        assert.equal(await store.consoleTokens.purgeSpent(1_010, 100), 2);
+        assert.equal(await store.consoleTokens.get(redeemed.tokenHash), undefined);
+        assert.equal(await store.consoleTokens.get(revoked.tokenHash), undefined);
+        assert.ok(await store.consoleTokens.get(outstanding.tokenHash), 'an outstanding token is kept');
+        assert.ok(await store.consoleTokens.get(late.tokenHash), 'redeemed after the cut-off: kept');
+        assert.equal(await store.consoleTokens.purgeSpent(1_010, 100), 0);
+      });
+
       it('deleteExpired removes the tokens that expired before the cut-off', async () => {
         const old = token(t.project.id, randomUUID(), { expiresAt: T0 + 10 });
         const edge = token(t.project.id, randomUUID(), { expiresAt: T0 + 20 });
@@ -444,6 +477,30 @@ function contract(name: string, open: () => Promise<Store>, opts: { dialect: Sto
     });
 
     describe('audit', () => {
+      it('security #6: an aggregated event keeps its chosen id; setCount updates its count; list shows count only when not 1', async () => {
+        const ev = event({ id: randomUUID(), result: 'failure', code: 'APIGW.0301', userAgent: null, projectId: null });
+        await store.audit.append(ev);
+        const { id, ...shown } = ev;
+        assert.deepEqual(await store.audit.list({ resourceId: ev.resourceId! }), [shown]);
+        await store.audit.setCount(id!, 37);
+        assert.deepEqual(await store.audit.list({ resourceId: ev.resourceId! }), [{ ...shown, count: 37 }]);
+        const counted = event({ count: 5 });
+        await store.audit.append(counted);
+        assert.equal((await store.audit.list({ resourceId: counted.resourceId! }))[0]?.count, 5);
+      });
+
+      it('security #6: purgeBefore deletes at most `limit` events older than the cut-off, oldest first', async () => {
+        const rid = randomUUID();
+        // Times far before every other test's rows, so the cut-offs touch only these.
+        const evs = [1_001, 1_002, 1_003, 1_010].map((at) => event({ at, resourceId: rid }));
+        for (const e of evs) await store.audit.append(e);
+        assert.equal(await store.audit.purgeBefore(1_010, 2), 2, 'a batch is bounded');
+        assert.deepEqual((await store.audit.list({ resourceId: rid })).map((e) => e.at), [1_010, 1_003], 'oldest first');
+        assert.equal(await store.audit.purgeBefore(1_010, 100), 1);
+        assert.deepEqual((await store.audit.list({ resourceId: rid })).map((e) => e.at), [1_010], 'at the cut-off: kept');
+        assert.equal(await store.audit.purgeBefore(1_010, 100), 0);
+      });
+
       it('append/list round-trip every field, nulls included', async () => {
         const full = event({ result: 'failure', code: 'Ecs.0114', detail: 'endpoint unreachable' });
         const sparse = event({
@@ -867,6 +924,25 @@ function contract(name: string, open: () => Promise<Store>, opts: { dialect: Sto
         await store.assistance.clearAttempts(key);
         assert.equal(await store.assistance.getAttempts(key), undefined);
         await store.assistance.releaseAttempt(key); // nothing to release: no row, no error
+      });
+
+      it('security #6: purgeAttempts deletes at most `limit` counters whose window and lock are over before the cut-off', async () => {
+        // Window starts far before every other test's rows, so the cut-offs touch only these.
+        const [a, b, c, locked, recent] = Array.from({ length: 5 }, () => `addr:${hex32()}`);
+        await store.assistance.hitAttempt(a!, 1_001, 300_000);
+        await store.assistance.hitAttempt(b!, 1_002, 300_000);
+        await store.assistance.hitAttempt(c!, 1_003, 300_000);
+        await store.assistance.hitAttempt(locked!, 1_001, 300_000);
+        await store.assistance.lockAttempts(locked!, 2_000);
+        await store.assistance.hitAttempt(recent!, 1_500, 300_000);
+        assert.equal(await store.assistance.purgeAttempts(1_010, 2), 2, 'a batch is bounded');
+        assert.equal(await store.assistance.getAttempts(a!), undefined, 'oldest window first');
+        assert.ok(await store.assistance.getAttempts(c!));
+        assert.equal(await store.assistance.purgeAttempts(1_010, 100), 1);
+        assert.ok(await store.assistance.getAttempts(locked!), 'still locked at the cut-off: kept');
+        assert.ok(await store.assistance.getAttempts(recent!), 'window started after the cut-off: kept');
+        assert.equal(await store.assistance.purgeAttempts(1_010, 100), 0);
+        assert.equal(await store.assistance.purgeAttempts(2_001, 100), 2);
       });
 
       it('share-space passwords are sealed values the key rotation walks', async () => {

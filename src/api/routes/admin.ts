@@ -42,6 +42,8 @@ function eventView(e: AuditEvent): Record<string, unknown> {
     time: new Date(e.at).toISOString(), request_id: e.requestId, user_id: e.actorUserId, user_name: e.actorName, access_key: e.actorAk,
     action: e.action, resource_type: e.resourceKind, resource_id: e.resourceId, project_id: e.projectId, source_ip: e.sourceIp,
     user_agent: e.userAgent, result: e.result, code: e.code, detail: e.detail,
+    // Refused unauthenticated calls are aggregated (domain/audit.ts): how many calls the row stands for.
+    count: e.count ?? 1,
   };
 }
 

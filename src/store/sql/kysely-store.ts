@@ -106,6 +106,7 @@ function toAudit(r: Selectable<AuditEventsTable>): AuditEvent {
     at: num(r.at), requestId: r.request_id, actorUserId: r.actor_user_id, actorName: r.actor_name, actorAk: r.actor_ak,
     action: r.action, resourceKind: r.resource_kind, resourceId: r.resource_id, projectId: r.project_id, sourceIp: r.source_ip,
     userAgent: r.user_agent, result: r.result as AuditEvent['result'], code: r.code, detail: r.detail, domainId: r.domain_id ?? null,
+    ...(num(r.count) !== 1 ? { count: num(r.count) } : {}),
   };
 }
 
@@ -234,6 +235,12 @@ class SqlIdentity implements IdentityRepo {
     const res = await this.db.deleteFrom('iam_tokens').where('user_id', '=', userId).executeTakeFirst();
     return Number(res.numDeletedRows);
   }
+  async purgeIamTokens(before: number, limit: number): Promise<number> {
+    // Bounded: one short statement per batch, however many rows are due; safe on several nodes at once.
+    const res = await this.db.deleteFrom('iam_tokens').where('token_hash', 'in', (eb) => eb.selectFrom('iam_tokens').select('token_hash')
+      .where('expires_at', '<', before).orderBy('expires_at').limit(limit)).executeTakeFirst();
+    return Number(res.numDeletedRows);
+  }
 }
 
 class SqlInventory implements InventoryRepo {
@@ -321,6 +328,12 @@ class SqlConsoleTokens implements ConsoleTokenRepo {
   }
   async deleteExpired(before: number): Promise<number> {
     const res = await this.db.deleteFrom('console_tokens').where('expires_at', '<', before).executeTakeFirst();
+    return Number(res.numDeletedRows);
+  }
+  async purgeSpent(before: number, limit: number): Promise<number> {
+    const res = await this.db.deleteFrom('console_tokens').where('token_hash', 'in', (eb) => eb.selectFrom('console_tokens').select('token_hash')
+      .where((w) => w.or([w('expires_at', '<', before), w('redeemed_at', '<', before), w('revoked_at', '<', before)]))
+      .orderBy('expires_at').limit(limit)).executeTakeFirst();
     return Number(res.numDeletedRows);
   }
   async listOutstanding(filter: { now: number; resourceId?: string; projectIds?: readonly string[]; hashPrefix?: string; limit?: number }): Promise<ConsoleTokenRecord[]> {
@@ -459,9 +472,9 @@ class SqlAudit implements AuditRepo {
   constructor(private readonly db: Kysely<Database>, private readonly writes?: WriteQueue) {}
   async append(e: AuditEvent): Promise<void> {
     const row = {
-      id: timeOrderedId(e.at), at: e.at, request_id: e.requestId, actor_user_id: e.actorUserId, actor_name: e.actorName, actor_ak: e.actorAk,
+      id: e.id ?? timeOrderedId(e.at), at: e.at, request_id: e.requestId, actor_user_id: e.actorUserId, actor_name: e.actorName, actor_ak: e.actorAk,
       action: e.action, resource_kind: e.resourceKind, resource_id: e.resourceId, project_id: e.projectId, source_ip: e.sourceIp,
-      user_agent: e.userAgent, result: e.result, code: e.code, detail: e.detail, domain_id: e.domainId ?? null,
+      user_agent: e.userAgent, result: e.result, code: e.code, detail: e.detail, domain_id: e.domainId ?? null, count: e.count ?? 1,
     };
     if (this.writes) await this.writes.add('audit_events', row);
     else await this.db.insertInto('audit_events').values(row).execute();
@@ -491,6 +504,14 @@ class SqlAudit implements AuditRepo {
   async count(filter: AuditFilter): Promise<number> {
     const r = await this.filtered(filter).select((eb) => eb.fn.countAll().as('n')).executeTakeFirst();
     return num(r?.n ?? 0);
+  }
+  async setCount(id: string, count: number): Promise<void> {
+    await this.db.updateTable('audit_events').set({ count }).where('id', '=', id).execute();
+  }
+  async purgeBefore(before: number, limit: number): Promise<number> {
+    const res = await this.db.deleteFrom('audit_events').where('id', 'in', (eb) => eb.selectFrom('audit_events').select('id')
+      .where('at', '<', before).orderBy('at').limit(limit)).executeTakeFirst();
+    return Number(res.numDeletedRows);
   }
 }
 
@@ -764,6 +785,12 @@ class SqlAssistance implements AssistanceRepo {
   }
   async listConsents(spaceId: string): Promise<string[]> {
     return (await this.db.selectFrom('assist_consents').select('user_name').where('space_id', '=', spaceId).orderBy('at').orderBy('user_name').execute()).map((r) => r.user_name);
+  }
+  async purgeAttempts(before: number, limit: number): Promise<number> {
+    const res = await this.db.deleteFrom('assist_attempts').where('key', 'in', (eb) => eb.selectFrom('assist_attempts').select('key')
+      .where('window_start', '<', before).where((w) => w.or([w('locked_until', 'is', null), w('locked_until', '<', before)]))
+      .orderBy('window_start').limit(limit)).executeTakeFirst();
+    return Number(res.numDeletedRows);
   }
 }
 

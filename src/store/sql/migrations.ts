@@ -261,6 +261,13 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0008_audit_count': {
+    async up(db: Kysely<unknown>) {
+      // Refused unauthenticated calls are aggregated: one row per source address, action and result
+      // in a window, carrying how many calls it stands for (domain/audit.ts).
+      await db.schema.alterTable('audit_events').addColumn('count', 'integer', (c) => c.notNull().defaultTo(1)).execute();
+    },
+  },
 };
 
 class StaticProvider implements MigrationProvider {

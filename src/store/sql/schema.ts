@@ -2,6 +2,8 @@
  * Table shapes shared by the SQL adapters (Kysely). Portable column types only: text, integer/bigint
  * (epoch ms), integer 0/1 for booleans, JSON as text — so one query layer serves SQLite and PostgreSQL.
  */
+import type { Generated } from 'kysely';
+
 export interface DomainsTable { id: string; name: string; created_at: number }
 export interface ProjectsTable { id: string; domain_id: string; name: string; created_at: number }
 export interface UsersTable {
@@ -36,6 +38,8 @@ export interface AuditEventsTable {
   user_agent: string | null; result: string; code: string | null; detail: string | null;
   /** Added by migration 0002. */
   domain_id: string | null;
+  /** Added by migration 0007: refused calls this row stands for (aggregated refusals), else 1. */
+  count: Generated<number>;
 }
 export interface AccessKeysTable {
   access_key: string; user_id: string; domain_id: string; secret_sealed: string; status: string; description: string;
