@@ -158,7 +158,9 @@ function startAssistanceTicks(assistance: AssistanceService, upgrade: UpgradeHan
  * with `console.end_sessions_on_change`, ends its live sessions here with 4007 `revoked`. On the
  * embedded demo the demo domain is an operator domain, so its administrator can try every command.
  */
-function adminServices(o: { config: Readonly<Config>; store: Store; secrets: SecretBox; clock: Clock; upgrade: UpgradeHandler; nodeId: string; log: Logger; demoDomain: string | null; bus?: EventBus | null }): AdminServices {
+function adminServices(o: {
+  config: Readonly<Config>; store: Store; secrets: SecretBox; clock: Clock; upgrade: UpgradeHandler; nodeId: string; log: Logger; operatorDomainNames: ReadonlySet<string>; bus?: EventBus | null;
+}): AdminServices {
   const local = new LocalSessionControl(o.upgrade, o.nodeId);
   // With several nodes, commands for a session reach the node relaying it over the cluster bus.
   let control: SessionControl = local;
@@ -174,7 +176,7 @@ function adminServices(o: { config: Readonly<Config>; store: Store; secrets: Sec
       if (n > 0) o.log.info({ resourceId: id, sessions: n }, 'machine changed: its live consoles were ended');
     }
   };
-  const access = new AdminAccess(o.store, [...o.config.operatorDomains, ...(o.demoDomain ? [o.demoDomain] : [])]);
+  const access = new AdminAccess(o.store, [...o.operatorDomainNames]);
   return {
     access,
     directory: new DirectoryService(o.store, o.clock, access),
@@ -270,10 +272,14 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     if (recovered > 0) log.warn({ recovered }, 'closed console sessions left open by a previous run of this node');
 
     let demo: Gateway['demo'] = null;
-    if (config.demo) {
-      const facts = loadOrCreateDemoFacts(config.dataDir, config.publicUrl);
+    // Domains the gateway itself creates under these names are recorded as operator domains (by id:
+    // domain/directory.ts); the embedded demo's domain is one.
+    const demoFacts = config.demo ? loadOrCreateDemoFacts(config.dataDir, config.publicUrl) : null;
+    const operatorDomainNames: ReadonlySet<string> = new Set([...config.operatorDomains, ...(demoFacts ? [demoFacts.domain] : [])]);
+    if (demoFacts) {
+      const facts = demoFacts;
       demoDesktop = await startDemoDesktop({ host: '127.0.0.1', port: 0, name: 'Porthole demo desktop', password: facts.vnc_password });
-      await applyFleet(store, secrets, clock, demoFleet(facts, demoDesktop.host, demoDesktop.port));
+      await applyFleet(store, secrets, clock, demoFleet(facts, demoDesktop.host, demoDesktop.port), { operatorDomainNames });
       // One AK/SK for the demo user, kept across restarts in demo.json and the store.
       const demoUser = await store.identity.findUserByName(deriveDomainId(facts.domain), facts.user);
       if (demoUser) {
@@ -286,9 +292,12 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     }
     if (config.fleet) {
       const spec = parseFleet(readFileSync(config.fleet, 'utf8'), path.basename(config.fleet));
-      const res = await applyFleet(store, secrets, clock, spec);
+      const res = await applyFleet(store, secrets, clock, spec, { operatorDomainNames });
       log.info({ fleet: config.fleet, created: res.created, updated: res.updated, unchanged: res.unchanged, revokedResources: res.revokedResources.length }, 'fleet applied');
     }
+    // Domains from before operator flags were recorded get theirs once, by the name they hold now.
+    const adopted = await store.identity.adoptOperatorDomains([...operatorDomainNames]);
+    if (adopted.length > 0) log.warn({ domains: adopted }, 'recorded existing domains named in admin.operator_domains as operator domains (first start with recorded operator domains)');
 
     const web = loadWebAssets();
     // Remote assistance needs the session control, built after the upgrade handler that needs it: resolved when used.
@@ -303,7 +312,7 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     const upgrade = createUpgradeHandler({ config, consoles, sessions, log, metrics, assistance });
     relay.upgrade = upgrade;
     metrics.trackLive(() => upgrade.live());
-    const admin = adminServices({ config, store, secrets, clock, upgrade, nodeId, log, demoDomain: demo?.facts.domain ?? null, bus });
+    const admin = adminServices({ config, store, secrets, clock, upgrade, nodeId, log, operatorDomainNames, bus });
     late.admin = admin;
     const rateLimits = redis ? new RedisRateLimitStore(redis, new MemoryRateLimitStore(), redisLog) : new MemoryRateLimitStore();
     const app = await buildApi({ config, store, iam, consoles, audit, web, accessKeys, rateLimits, clock, admin, assistance }, {

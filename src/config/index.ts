@@ -50,7 +50,7 @@ export const KEYS = {
   'probe.interval_seconds': { kind: 'int', default: 30, min: 0, max: 86400, help: 'How often each console endpoint is probed (TCP connect + RFB banner), ±20 % jitter; 0 = no prober.' },
   'probe.timeout_ms': { kind: 'int', default: 3000, min: 100, max: 60000, help: 'Time allowed for one probe (connect and the 12-byte RFB banner).' },
   'probe.concurrency': { kind: 'int', default: 16, min: 1, max: 1024, help: 'Probes in flight at once.' },
-  'admin.operator_domains': { kind: 'list', default: [], help: 'Domains whose administrators operate the gateway: they may create and delete domains and manage any domain.' },
+  'admin.operator_domains': { kind: 'list', default: [], help: 'Domains whose administrators operate the gateway: they may create, rename and delete domains and manage any domain. A domain becomes one when the gateway or an operator creates it under a listed name (recorded by id: renaming a domain never grants it); removing a name revokes.' },
   redis_url: { kind: 'secret', help: 'redis://… (or rediss://) shared by every node: API throttling counters, AK lockouts and cross-node session commands. Unset: throttling counts per node; commands go through PostgreSQL LISTEN/NOTIFY (or stay local on SQLite).' },
   redis_key_prefix: { kind: 'string', default: 'porthole:', help: 'Prefix of every Redis key and pub/sub channel Porthole uses (several deployments may share one Redis).' },
   'drain.grace_seconds': { kind: 'int', default: 30, min: 0, max: 86400, help: 'On SIGTERM: how long live consoles may go on (new consoles and API calls get 503) before they are closed with 4010 shutdown.' },

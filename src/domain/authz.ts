@@ -15,6 +15,11 @@ export interface Principal {
   /** The project the credential is scoped to (IAM project-scoped token, or AK/SK with X-Project-Id); null = domain scope. */
   scopeProjectId: string | null;
   domainAdmin: boolean;
+  /**
+   * The principal's domain (by id) is a recorded operator domain (DomainRecord.operator). Whether its
+   * administrators operate the gateway is decided by AdminAccess.isOperator (domain/directory.ts).
+   */
+  operatorDomain: boolean;
   /** Role per project id. */
   roles: ReadonlyMap<string, Role>;
   via: 'token' | 'aksk';

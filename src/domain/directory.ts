@@ -2,9 +2,16 @@
  * Who administers what, and the directory itself: domains, projects, users and their role bindings.
  *
  * Every admin action needs a domain administrator. A domain administrator manages their own domain;
- * the administrators of the domains named in `admin.operator_domains` are gateway operators and
- * manage every domain, and only they create, rename or delete domains. Objects outside what the
- * caller manages are "not found", so their ids cannot be probed.
+ * the administrators of operator domains are gateway operators and manage every domain, and only they
+ * create, rename or delete domains. Objects outside what the caller manages are "not found", so their
+ * ids cannot be probed.
+ *
+ * Operator domains are recorded by id (DomainRecord.operator), never decided by a name alone: a domain
+ * becomes one when it is created under a name in `admin.operator_domains` by the gateway itself (demo,
+ * `serve --fleet`) or by an operator, or — once, for domains from before flags were recorded — when
+ * the gateway starts (adoptOperatorDomains). Its administrators operate the gateway while its name is
+ * still in `admin.operator_domains` (removing the name revokes). A rename never grants the flag or
+ * moves it to another domain.
  *
  * Ids are derived from names as in fleet files (domain/fleet-model.ts) unless given, so an object made
  * here and the same name in a fleet file are one object.
@@ -45,8 +52,19 @@ export class AdminAccess {
     if (!p.domainAdmin) throw new ApiError('forbidden', `The IAM user is not authorized to perform ${action}: a domain administrator is required.`);
   }
 
+  /** An administrator of a recorded operator domain whose name is still configured (see above). */
   isOperator(p: Principal): boolean {
-    return p.domainAdmin && this.operatorDomains.has(p.domainName);
+    return p.domainAdmin && p.operatorDomain && this.operatorDomains.has(p.domainName);
+  }
+
+  /** Whether a domain created under `name` by an operator or the gateway itself is recorded as an operator domain. */
+  isOperatorDomainName(name: string): boolean {
+    return this.operatorDomains.has(name);
+  }
+
+  /** The configured operator domain names (admin.operator_domains, plus the demo domain on the demo). */
+  get operatorDomainNames(): ReadonlySet<string> {
+    return this.operatorDomains;
   }
 
   requireOperator(p: Principal, action: string): void {
@@ -128,7 +146,8 @@ export class DirectoryService {
     if (await this.store.identity.findDomainByName(name)) throw conflict(`A domain named ${name} already exists.`);
     if (await this.store.identity.getDomain(id)) throw conflict(`A domain with id ${id} already exists.`);
     const now = this.clock.now();
-    const domain: DomainRecord = { id, name, createdAt: now };
+    // Created by an operator: under a configured operator-domain name it is recorded as one.
+    const domain: DomainRecord = { id, name, createdAt: now, operator: this.access.isOperatorDomainName(name) };
     const admin: UserRecord = {
       id: await this.freeUserId(deriveUserId(name, adminName)), domainId: id, name: adminName, passwordHash: await hashPassword(password),
       domainAdmin: true, disabled: false, passwordExpiresAt: null, createdAt: now,

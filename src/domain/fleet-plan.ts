@@ -13,6 +13,11 @@
  *
  * Changing or deleting a machine revokes its outstanding console tokens (in the transaction); the
  * plan lists those machines in `revoked` so the caller can end their live sessions by policy.
+ *
+ * Authorization is the caller's (api/routes/admin-inventory.ts): every change names the domain it
+ * is in (`domainId`), and `resolveFleetDomain` tells which stored domains a file's entry matches.
+ * A domain the plan creates is recorded as an operator domain when its name is in
+ * `operatorDomainNames` (given only when the gateway itself or an operator applies the file).
  */
 import { randomBytes } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
@@ -30,6 +35,8 @@ export interface FleetChange {
   id: string;
   /** domain · domain/project · domain/project/machine · domain/user · domain/user@project */
   name: string;
+  /** The domain the object is in (the domain itself for domain changes): what authorization checks. */
+  domainId: string;
   /** For updates: which fields change (never their values: some are secrets). */
   fields?: string[];
 }
@@ -50,6 +57,19 @@ export interface PlanOptions {
   prune: boolean;
   /** The caller's own user: a prune that would delete it is refused. */
   protectUserId?: string;
+  /** Names under which a created domain is recorded as an operator domain (admin.operator_domains). */
+  operatorDomainNames?: ReadonlySet<string>;
+}
+
+/**
+ * The stored domains a file's domain entry matches: `byName` holds its name; `match` is the domain it
+ * describes (the one with the id the file gives, else `byName`, else the one with the derived id).
+ * `match` undefined: the plan creates it; `match.name` differing from the entry: the plan renames it.
+ */
+export async function resolveFleetDomain(store: Store, d: FleetSpec['domains'][number]): Promise<{ byName?: DomainRecord; match?: DomainRecord }> {
+  const byName = await store.identity.findDomainByName(d.name);
+  const match = d.idGiven ? await store.identity.getDomain(d.id) : byName ?? (await store.identity.getDomain(d.id));
+  return { ...(byName ? { byName } : {}), ...(match ? { match } : {}) };
 }
 
 /** Deletes a machine: tokens revoked, probe result and the row removed. */
@@ -67,16 +87,17 @@ export async function planFleet(store: Store, secrets: SecretBox, spec: FleetSpe
   const writes: Write[] = [];
   const revoked: string[] = [];
   let unchanged = 0;
-  const change = (c: FleetChange, w: Write[]) => { changes.push(c); writes.push(...w); };
 
   for (const d of spec.domains) {
-    const byName = await store.identity.findDomainByName(d.name);
-    const dom: DomainRecord | undefined = d.idGiven ? await store.identity.getDomain(d.id) : byName ?? (await store.identity.getDomain(d.id));
+    const { byName, match: dom } = await resolveFleetDomain(store, d);
     if (byName && dom && byName.id !== dom.id) problems.push(`domain ${d.name}: the name belongs to domain ${byName.id}, not ${dom.id}`);
     const domainId = dom?.id ?? d.id;
+    const change = (c: Omit<FleetChange, 'domainId'>, w: Write[]) => { changes.push({ ...c, domainId }); writes.push(...w); };
     if (!dom) {
-      change({ action: 'create', type: 'domain', id: domainId, name: d.name }, [(tx, now) => tx.identity.upsertDomain({ id: domainId, name: d.name, createdAt: now })]);
+      const operator = opts.operatorDomainNames?.has(d.name) ?? false;
+      change({ action: 'create', type: 'domain', id: domainId, name: d.name }, [(tx, now) => tx.identity.upsertDomain({ id: domainId, name: d.name, createdAt: now, operator })]);
     } else if (dom.name !== d.name) {
+      // A rename keeps the operator flag as it is (upsertDomain writes it on insert only).
       change({ action: 'update', type: 'domain', id: domainId, name: d.name, fields: ['name'] }, [(tx) => tx.identity.upsertDomain({ ...dom, name: d.name })]);
     } else unchanged++;
 

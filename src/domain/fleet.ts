@@ -159,8 +159,14 @@ export interface ApplyResult { created: number; updated: number; deleted: number
  * every changed or deleted machine. Callers end the live sessions of `revokedResources` (by policy).
  * Throws FleetError (nothing written) when the file conflicts with the store.
  */
-export async function applyFleet(store: Store, secrets: SecretBox, clock: Clock, spec: FleetSpec, opts: { prune?: boolean; protectUserId?: string } = {}): Promise<ApplyResult> {
-  const planned = await planFleet(store, secrets, spec, { prune: opts.prune ?? false, ...(opts.protectUserId ? { protectUserId: opts.protectUserId } : {}) });
+export async function applyFleet(
+  store: Store, secrets: SecretBox, clock: Clock, spec: FleetSpec,
+  opts: { prune?: boolean; protectUserId?: string; operatorDomainNames?: ReadonlySet<string> } = {},
+): Promise<ApplyResult> {
+  const planned = await planFleet(store, secrets, spec, {
+    prune: opts.prune ?? false, ...(opts.protectUserId ? { protectUserId: opts.protectUserId } : {}),
+    ...(opts.operatorDomainNames ? { operatorDomainNames: opts.operatorDomainNames } : {}),
+  });
   await executeFleetPlan(store, planned, clock.now());
   const count = (a: string) => planned.plan.changes.filter((c) => c.action === a).length;
   return { created: count('create'), updated: count('update'), deleted: count('delete'), unchanged: planned.plan.unchanged, revokedResources: planned.plan.revoked, plan: planned.plan };

@@ -22,7 +22,7 @@ import { systemClock } from '../../domain/clock.js';
 import { vncUrl } from '../../domain/endpoint-spec.js';
 import { endpointOptionsView } from '../../domain/endpoint-options.js';
 import { FleetError, parseFleet } from '../../domain/fleet.js';
-import { executeFleetPlan, planFleet } from '../../domain/fleet-plan.js';
+import { executeFleetPlan, planFleet, resolveFleetDomain } from '../../domain/fleet-plan.js';
 import { TOKEN_ID_LENGTH } from '../../domain/inventory.js';
 import { keyStatus, rotateKeys } from '../../domain/key-rotation.js';
 import { loginStatusOf, reachabilityOf, serverStatusOf } from '../../domain/liveness.js';
@@ -268,13 +268,22 @@ export function registerAdminInventoryRoutes(app: FastifyInstance, ctx: ApiConte
     const prune = b.prune === true;
     try {
       const spec = parseFleet(b.fleet, source);
+      // The same rules as the one-object APIs (security review #1): a domain administrator applies files
+      // about their own domain only; creating or renaming a domain needs an operator. Checked against
+      // every stored domain an entry matches (by name and by id) before planning, so a refused file
+      // learns nothing about other domains, and again over every change of the plan.
+      const operator = access.isOperator(p);
+      const forbidden = (d: string, why: string) => new ApiError('forbidden', `The fleet file names domain ${d}, ${why}.`);
       for (const d of spec.domains) {
-        const existing = (await ctx.store.identity.findDomainByName(d.name)) ?? (await ctx.store.identity.getDomain(d.id));
-        if (existing ? !access.canManageDomain(p, existing.id) : !access.isOperator(p)) {
-          throw new ApiError('forbidden', `The fleet file names domain ${d.name}, which you do not administer${existing ? '' : ' (creating domains needs an operator)'}.`);
-        }
+        const { byName, match } = await resolveFleetDomain(ctx.store, d);
+        for (const x of [byName, match]) if (x && !access.canManageDomain(p, x.id)) throw forbidden(d.name, 'which you do not administer');
+        if (!match && !operator) throw forbidden(d.name, 'which you do not administer (creating domains needs an operator)');
+        if (match && match.name !== d.name && !operator) throw forbidden(d.name, `which would rename domain ${match.name} (renaming domains needs an operator)`);
       }
-      const planned = await planFleet(ctx.store, svc().secrets, spec, { prune, protectUserId: p.userId });
+      const planned = await planFleet(ctx.store, svc().secrets, spec, { prune, protectUserId: p.userId, ...(operator ? { operatorDomainNames: access.operatorDomainNames } : {}) });
+      for (const c of planned.plan.changes) {
+        if (!access.canManageDomain(p, c.domainId) || (c.type === 'domain' && !operator)) throw forbidden(c.name.split('/')[0] ?? c.name, 'which you do not administer');
+      }
       if (!dryRun) {
         await executeFleetPlan(ctx.store, planned, now());
         await svc().resourcesChanged(planned.plan.revoked);

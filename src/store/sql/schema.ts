@@ -2,7 +2,11 @@
  * Table shapes shared by the SQL adapters (Kysely). Portable column types only: text, integer/bigint
  * (epoch ms), integer 0/1 for booleans, JSON as text — so one query layer serves SQLite and PostgreSQL.
  */
-export interface DomainsTable { id: string; name: string; created_at: number }
+export interface DomainsTable {
+  id: string; name: string; created_at: number;
+  /** Added by migration 0007: 1 = operator domain, 0 = not, NULL = created before flags were recorded (adopted at start). */
+  operator: number | null;
+}
 export interface ProjectsTable { id: string; domain_id: string; name: string; created_at: number }
 export interface UsersTable {
   id: string; domain_id: string; name: string; password_hash: string; domain_admin: number; disabled: number;
