@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { signedCall } from '../helpers/aksk.js';
-import { call, startTestGateway, type HttpResult, type TestGateway } from '../helpers/gateway.js';
+import { call, login, startTestGateway, type HttpResult, type TestGateway } from '../helpers/gateway.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -86,6 +86,84 @@ describe('admin API authorization', () => {
     const boss = await domainToken('boss', 'ops2-boss-password', 'ops2');
     assert.equal((await asToken(boss, 'GET', '/admin/v1/keys')).status, 200);
     assert.ok(ok(await asToken(boss, 'GET', '/admin/v1/domains')).domains.length >= 3);
+  });
+});
+
+describe('security #3: project-scoped credentials in the admin API', () => {
+  let t: TestGateway;
+  let f: NonNullable<TestGateway['gw']['demo']>['facts'];
+  const api = (method: string, p: string, json?: unknown): Promise<HttpResult> =>
+    signedCall(t.url, { ak: f.ak!, sk: f.sk! }, { method, path: p, ...(json === undefined ? {} : { json }) }, t.clock.offsetMs);
+  const ok = (r: HttpResult, status = 200): Json => { assert.equal(r.status, status, r.text); return r.body as Json; };
+  let projectB: Json;
+  let machineB: Json;
+  /** The two ways to hold a credential scoped to the demo project (A): an IAM project token, and AK/SK with X-Project-Id. */
+  let scoped: { name: string; call: (method: string, p: string, json?: unknown) => Promise<HttpResult> }[];
+
+  before(async () => {
+    t = await startTestGateway();
+    f = t.gw.demo!.facts;
+    projectB = ok(await api('POST', '/admin/v1/projects', { project: { name: 'project-b' } }), 201).project;
+    machineB = ok(await api('POST', '/admin/v1/cloudservers', { cloudserver: { project_id: projectB.id, name: 'b-1', console: { url: 'vnc://127.0.0.1:5999' } } }), 201).cloudserver;
+    const token = await login(t.url, f.user, f.password, f.domain, f.project_id);
+    scoped = [
+      { name: 'IAM project token', call: (method, p, json) => call(`${t.url}${p}`, { method, headers: { 'x-auth-token': token }, ...(json === undefined ? {} : { json }) }) },
+      { name: 'AK/SK with X-Project-Id', call: (method, p, json) => signedCall(t.url, { ak: f.ak!, sk: f.sk! }, { method, path: p, projectId: f.project_id, ...(json === undefined ? {} : { json }) }, t.clock.offsetMs) },
+    ];
+  });
+  after(async () => t?.close());
+
+  it('security #3: domain-wide admin actions need a domain-scoped credential', async () => {
+    const userId = ok(await api('GET', '/admin/v1/users')).users[0].id as string;
+    const other = ok(await api('POST', '/admin/v1/users', { user: { name: 'other', password: 'other-password' } }), 201).user as Json;
+    const otherKey = ok(await api('POST', '/admin/v1/access-keys', { access_key: { user_id: other.id } }), 201).access_key.access_key as string;
+    const domainWide: [string, string, unknown?][] = [
+      ['GET', '/admin/v1/users'], ['GET', `/admin/v1/users/${userId}`], ['POST', '/admin/v1/users', { user: { name: 'sneaky', password: 'sneaky-password' } }],
+      ['PUT', `/admin/v1/users/${userId}/roles/${projectB.id}`, { role: 'admin' }],
+      ['GET', '/admin/v1/audit-events'], ['GET', '/admin/v1/domains'], ['GET', '/admin/v1/access-keys'],
+      ['POST', '/admin/v1/access-keys', { access_key: { user_id: userId } }], ['GET', '/admin/v1/nodes'], ['GET', '/admin/v1/keys'],
+      ['POST', '/admin/v1/fleet', { fleet: `domains:\n  - name: ${f.domain}\n`, dry_run: true }],
+      ['POST', '/admin/v1/projects', { project: { name: 'p-new' } }], ['DELETE', `/admin/v1/projects/${projectB.id}`],
+      // Another user's access keys through the IAM credentials API.
+      ['GET', `/v3.0/OS-CREDENTIAL/credentials?user_id=${other.id}`], ['POST', '/v3.0/OS-CREDENTIAL/credentials', { credential: { user_id: other.id } }],
+      ['GET', `/v3.0/OS-CREDENTIAL/credentials/${otherKey}`], ['DELETE', `/v3.0/OS-CREDENTIAL/credentials/${otherKey}`],
+    ];
+    for (const s of scoped) {
+      for (const [method, p, json] of domainWide) {
+        const r = await s.call(method, p, json);
+        assert.ok(r.status === 403 || r.status === 404, `${s.name} ${method} ${p}: ${r.status} ${r.text}`);
+      }
+    }
+    assert.equal(ok(await api('GET', '/admin/v1/users')).users.some((u: Json) => u.name === 'sneaky'), false);
+    assert.equal(ok(await api('GET', `/admin/v1/access-keys/${otherKey}`)).access_key.status, 'active');
+    for (const s of scoped) {
+      // Listing credentials shows the caller's own keys only.
+      const mine = ok(await s.call('GET', '/v3.0/OS-CREDENTIAL/credentials')).credentials as Json[];
+      assert.ok(mine.length > 0 && mine.every((k) => k.user_id !== other.id), s.name);
+    }
+  });
+
+  it('security #3: a project-scoped credential sees and acts on its own project only', async () => {
+    for (const s of scoped) {
+      const list = ok(await s.call('GET', '/admin/v1/cloudservers'));
+      assert.ok(list.cloudservers.length > 0, s.name);
+      assert.ok(list.cloudservers.every((m: Json) => m.project_id === f.project_id), `${s.name}: ${JSON.stringify(list.cloudservers.map((m: Json) => m.project_id))}`);
+      assert.deepEqual(ok(await s.call('GET', '/admin/v1/projects')).projects.map((x: Json) => x.id), [f.project_id], s.name);
+      for (const [method, p, json] of [
+        ['GET', `/admin/v1/cloudservers/${machineB.id}`], ['POST', `/admin/v1/cloudservers/${machineB.id}/console-url`, {}],
+        ['GET', `/admin/v1/endpoints/${machineB.id}`], ['GET', `/admin/v1/projects/${projectB.id}`],
+        ['GET', `/admin/v1/cloudservers?project_id=${projectB.id}`], ['GET', `/admin/v1/console-tokens?resource_id=${machineB.id}`],
+        ['POST', '/admin/v1/cloudservers', { cloudserver: { project_id: projectB.id, name: 'b-2' } }],
+      ] as [string, string, unknown?][]) {
+        const r = await s.call(method, p, json);
+        assert.ok(r.status === 403 || r.status === 404, `${s.name} ${method} ${p}: ${r.status} ${r.text}`);
+      }
+      // Its own project works.
+      assert.equal((await s.call('GET', `/admin/v1/cloudservers/${f.cloudserver_id}`)).status, 200, s.name);
+      assert.equal((await s.call('POST', `/admin/v1/cloudservers/${f.cloudserver_id}/console-url`, {})).status, 201, s.name);
+    }
+    // The operator's domain-scoped AK/SK still manages project B.
+    assert.equal((await api('GET', `/admin/v1/cloudservers/${machineB.id}`)).status, 200);
   });
 });
 

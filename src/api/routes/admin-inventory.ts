@@ -246,7 +246,7 @@ export function registerAdminInventoryRoutes(app: FastifyInstance, ctx: ApiConte
     const id = req.params.session_id;
     const s = /^[0-9a-f-]{36}$/.test(id) ? await ctx.store.sessions.get(id) : undefined;
     const project = s && (await ctx.store.identity.getProject(s.projectId));
-    if (!s || !project || !access.canManageDomain(p, project.domainId)) throw new ApiError('not_found', `Could not find console session: ${id.slice(0, 64)}.`);
+    if (!s || !project || !access.canManageProject(p, project)) throw new ApiError('not_found', `Could not find console session: ${id.slice(0, 64)}.`);
     req.auditResource = { kind: 'console_session', id: s.id, projectId: s.projectId };
     if (s.endedAt !== null) throw new ApiError('conflict', `Console session ${s.id} already ended (${s.closeReason ?? 'closed'}).`);
     const outcome = await sessions.endSession(s, CloseCode.KILLED, CloseReason.KILLED);
@@ -259,7 +259,7 @@ export function registerAdminInventoryRoutes(app: FastifyInstance, ctx: ApiConte
   app.post('/admin/v1/fleet', { ...cfg('admin:fleet:apply'), bodyLimit: FLEET_BODY_LIMIT }, async (req) => {
     const p = await authenticate(req);
     const { access } = svc();
-    access.require(p, 'admin:fleet:apply');
+    access.requireDomainScope(p, 'admin:fleet:apply');
     const b = jsonBody(req);
     if (!isObj(b) || typeof b.fleet !== 'string') throw new ApiError('bad_request', 'Request body must be {"fleet": "<YAML text>", "source"?, "dry_run"?, "prune"?}.');
     const source = typeof b.source === 'string' && /^[^\n]{1,200}$/.test(b.source) ? b.source : 'fleet';
