@@ -28,6 +28,7 @@ import { IdentityCache } from './domain/identity-cache.js';
 import type { Store } from './store/types.js';
 import { createUpgradeHandler, type UpgradeHandler } from './proxy/upgrade.js';
 import { Prober } from './proxy/prober.js';
+import { BackendNetworks } from './proxy/backend-networks.js';
 import { ClusterSessionControl, LocalSessionControl } from './proxy/session-control.js';
 import type { SessionControl } from './domain/session-control.js';
 import { NodeMembership } from './domain/nodes.js';
@@ -159,7 +160,8 @@ function startAssistanceTicks(assistance: AssistanceService, upgrade: UpgradeHan
  * embedded demo the demo domain is an operator domain, so its administrator can try every command.
  */
 function adminServices(o: {
-  config: Readonly<Config>; store: Store; secrets: SecretBox; clock: Clock; upgrade: UpgradeHandler; nodeId: string; log: Logger; operatorDomainNames: ReadonlySet<string>; bus?: EventBus | null;
+  config: Readonly<Config>; store: Store; secrets: SecretBox; clock: Clock; upgrade: UpgradeHandler; nodeId: string; log: Logger; operatorDomainNames: ReadonlySet<string>;
+  backends: BackendNetworks; bus?: EventBus | null;
 }): AdminServices {
   const local = new LocalSessionControl(o.upgrade, o.nodeId);
   // With several nodes, commands for a session reach the node relaying it over the cluster bus.
@@ -180,12 +182,13 @@ function adminServices(o: {
   return {
     access,
     directory: new DirectoryService(o.store, o.clock, access),
-    inventory: new InventoryService(o.store, o.secrets, o.clock, access, resourcesChanged),
+    inventory: new InventoryService(o.store, o.secrets, o.clock, access, resourcesChanged, o.backends),
     secrets: o.secrets,
     sessions: control,
     nodeId: o.nodeId,
     liveBytes: () => new Map(o.upgrade.live().map((s) => { const b = s.bytes(); return [s.id, { toClient: b.toClient, toBackend: b.toBackend }]; })),
     resourcesChanged,
+    backends: o.backends,
   };
 }
 
@@ -276,10 +279,13 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     // domain/directory.ts); the embedded demo's domain is one.
     const demoFacts = config.demo ? loadOrCreateDemoFacts(config.dataDir, config.publicUrl) : null;
     const operatorDomainNames: ReadonlySet<string> = new Set([...config.operatorDomains, ...(demoFacts ? [demoFacts.domain] : [])]);
+    // Where console endpoints may point, checked when they are set and when they are dialled.
+    const backends = new BackendNetworks(config.backendAllowedNetworks);
     if (demoFacts) {
       const facts = demoFacts;
       demoDesktop = await startDemoDesktop({ host: '127.0.0.1', port: 0, name: 'Porthole demo desktop', password: facts.vnc_password });
-      await applyFleet(store, secrets, clock, demoFleet(facts, demoDesktop.host, demoDesktop.port), { operatorDomainNames });
+      backends.allowEndpoint(demoDesktop.host, demoDesktop.port); // the gateway's own demo desktop, whatever the list says
+      await applyFleet(store, secrets, clock, demoFleet(facts, demoDesktop.host, demoDesktop.port), { operatorDomainNames, backends });
       // One AK/SK for the demo user, kept across restarts in demo.json and the store.
       const demoUser = await store.identity.findUserByName(deriveDomainId(facts.domain), facts.user);
       if (demoUser) {
@@ -292,7 +298,7 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     }
     if (config.fleet) {
       const spec = parseFleet(readFileSync(config.fleet, 'utf8'), path.basename(config.fleet));
-      const res = await applyFleet(store, secrets, clock, spec, { operatorDomainNames });
+      const res = await applyFleet(store, secrets, clock, spec, { operatorDomainNames, backends });
       log.info({ fleet: config.fleet, created: res.created, updated: res.updated, unchanged: res.unchanged, revokedResources: res.revokedResources.length }, 'fleet applied');
     }
     // Domains from before operator flags were recorded get theirs once, by the name they hold now.
@@ -309,10 +315,10 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
       internetShareUrl: config.assistance.internetShareUrl ?? config.publicUrl, maxJoinFailures: config.assistance.joinMaxFailures,
       lockoutSeconds: config.assistance.joinLockoutSeconds, maxSessionSeconds: config.console.maxSessionSeconds,
     });
-    const upgrade = createUpgradeHandler({ config, consoles, sessions, log, metrics, assistance });
+    const upgrade = createUpgradeHandler({ config, consoles, sessions, log, metrics, assistance, backends });
     relay.upgrade = upgrade;
     metrics.trackLive(() => upgrade.live());
-    const admin = adminServices({ config, store, secrets, clock, upgrade, nodeId, log, operatorDomainNames, bus });
+    const admin = adminServices({ config, store, secrets, clock, upgrade, nodeId, log, operatorDomainNames, backends, bus });
     late.admin = admin;
     const rateLimits = redis ? new RedisRateLimitStore(redis, new MemoryRateLimitStore(), redisLog) : new MemoryRateLimitStore();
     const app = await buildApi({ config, store, iam, consoles, audit, web, accessKeys, rateLimits, clock, admin, assistance }, {
@@ -327,6 +333,7 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     membership.start();
     const prober = new Prober(store, clock, log, {
       intervalMs: config.probe.intervalSeconds * 1000, timeoutMs: config.probe.timeoutMs, concurrency: config.probe.concurrency, nodeId,
+      dial: (o) => backends.connect(o),
     }, metrics.proberHooks);
     prober.start();
     const progress = recordSessionProgress(store, upgrade, log);

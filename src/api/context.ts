@@ -13,6 +13,7 @@ import type { InventoryService } from '../domain/inventory.js';
 import type { SecretBox } from '../domain/secrets.js';
 import type { SessionControl } from '../domain/session-control.js';
 import type { AssistanceService } from '../domain/assistance.js';
+import type { BackendPolicy } from '../domain/backend-policy.js';
 
 /** What the admin API (routes/admin-*.ts) needs; built in gateway.ts. */
 export interface AdminServices {
@@ -26,6 +27,8 @@ export interface AdminServices {
   liveBytes(): Map<string, { toClient: number; toBackend: number }>;
   /** After a fleet apply changed or deleted machines: ends their live sessions by policy. */
   resourcesChanged(resourceIds: string[]): Promise<void>;
+  /** Where console endpoints may point (backends.allowed_networks): checked on fleet files too. */
+  backends: BackendPolicy;
 }
 
 export interface ApiContext {

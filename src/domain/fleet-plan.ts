@@ -22,6 +22,7 @@
 import { randomBytes } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { ConsoleEndpoint, DomainRecord, ProjectRecord, ResourceKind, ResourceRecord, Role, Store, UserRecord } from '../store/types.js';
+import type { BackendPolicy } from './backend-policy.js';
 import { endpointsEqual, sealEndpoint } from './endpoint-spec.js';
 import { FleetError, deriveUserId, type FleetSpec } from './fleet-model.js';
 import { hashPassword, verifyPassword } from './passwords.js';
@@ -59,6 +60,8 @@ export interface PlanOptions {
   protectUserId?: string;
   /** Names under which a created domain is recorded as an operator domain (admin.operator_domains). */
   operatorDomainNames?: ReadonlySet<string>;
+  /** Where console endpoints may point (backends.allowed_networks); default anywhere. */
+  backends?: BackendPolicy;
 }
 
 /**
@@ -128,6 +131,8 @@ export async function planFleet(store: Store, secrets: SecretBox, spec: FleetSpe
         const rid = prev?.id ?? r.id;
         if (kept.has(rid)) { problems.push(`${r.kind} ${rlabel}: names the same machine (${rid}) twice`); continue; }
         kept.add(rid);
+        const hostProblem = r.console && opts.backends?.hostProblem(r.console.host, r.console.port);
+        if (hostProblem) { problems.push(`${r.kind} ${rlabel}: console.url: ${hostProblem}`); continue; }
         let endpoint: ConsoleEndpoint | null;
         try {
           endpoint = r.console ? sealEndpoint(secrets, rid, r.console, prev?.endpoint) : null;

@@ -13,6 +13,7 @@
 import { ApiError } from '../errors.js';
 import type { ConsoleEndpoint, ConsoleTokenRecord, ProjectRecord, ResourceKind, ResourceRecord, Store } from '../store/types.js';
 import type { Principal } from './authz.js';
+import { ANY_BACKEND, type BackendPolicy } from './backend-policy.js';
 import type { Clock } from './clock.js';
 import { assignDesktopUser, desktopAttributeProblems, unassignDesktopUser } from './desktop.js';
 import { checkName, type AdminAccess } from './directory.js';
@@ -62,6 +63,8 @@ export class InventoryService {
     private readonly access: AdminAccess,
     /** After a change or deletion has committed: ends live sessions by policy. Must not throw. */
     private readonly onChanged: (resourceIds: string[]) => Promise<void> = async () => {},
+    /** Where endpoints may point (backends.allowed_networks). */
+    private readonly backends: BackendPolicy = ANY_BACKEND,
   ) {}
 
   /**
@@ -96,6 +99,8 @@ export class InventoryService {
     if (prev && !('client_key' in raw) && raw.client_cert) raw.client_key = open(prev.tlsKeySealed, endpointTlsKeyAad(resourceId)) ?? null;
     const { spec, problems } = checkEndpoint(raw);
     if (!spec) throw bad(`console: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}.`);
+    const hostProblem = this.backends.hostProblem(spec.host, spec.port);
+    if (hostProblem) throw bad(`console.url: ${hostProblem}.`);
     return sealEndpoint(this.secrets, resourceId, spec, prev);
   }
 

@@ -5,6 +5,8 @@
  * Origin must not burn the token) → one-time token redemption. A refusal is a real HTTP 4xx with a
  * JSON reason and `Connection: close`; only then does the relay start.
  */
+import type { NetConnectOpts } from 'node:net';
+import type { BackendNetworks } from './backend-networks.js';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -33,6 +35,8 @@ export interface UpgradeDeps {
   metrics?: RelayMetricsHook;
   /** Remote assistance (domain/assistance.ts): admits helpers, binds console pages, notes helpers leaving. */
   assistance?: UpgradeHooks;
+  /** backends.allowed_networks: every backend dial goes through it (proxy/backend-networks.ts). */
+  backends?: BackendNetworks;
 }
 
 /**
@@ -211,6 +215,7 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
         viewOnly: grant.token.viewOnly,
         forceShared: true,
         clipboard: grant.policy.clipboard,
+        ...(deps.backends ? { dial: (o: NetConnectOpts & { host: string; port: number }) => deps.backends!.connect(o) } : {}),
       }, {
         onEnd(end: SessionEnd) {
           sessionEnded(record.id);
