@@ -37,7 +37,7 @@ describe('admin API authorization', () => {
 
   before(async () => {
     // `ops2` is an operator domain by configuration, but no domain holds that name yet.
-    t = await startTestGateway({ args: ['--admin-operator-domains', 'ops2'] });
+    t = await startTestGateway({ args: ['--admin-operator-domains', 'ops2,ops3'] });
     f = t.gw.demo!.facts;
     acme = ok(await api('POST', '/admin/v1/domains', { domain: { name: 'acme', admin: { name: 'root', password: 'acme-root-password' } } }), 201).domain;
     acmeRoot = await domainToken('root', 'acme-root-password', 'acme');
@@ -86,6 +86,12 @@ describe('admin API authorization', () => {
     const boss = await domainToken('boss', 'ops2-boss-password', 'ops2');
     assert.equal((await asToken(boss, 'GET', '/admin/v1/keys')).status, 200);
     assert.ok(ok(await asToken(boss, 'GET', '/admin/v1/domains')).domains.length >= 3);
+    // So is one an operator creates through a fleet file; a tenant's file may not create it at all.
+    const fleet = 'domains:\n  - name: ops3\n    users: [{ name: boss, password: ops3-boss-password, domain_admin: true }]\n';
+    assert.equal((await asToken(acmeRoot, 'POST', '/admin/v1/fleet', { fleet })).status, 403);
+    ok(await api('POST', '/admin/v1/fleet', { fleet }));
+    assert.equal((await t.gw.store.identity.findDomainByName('ops3'))?.operator, true);
+    assert.equal((await t.gw.store.identity.getDomain(acme.id))?.operator, false);
   });
 });
 
