@@ -30,6 +30,7 @@ import { IdentityCache } from './domain/identity-cache.js';
 import type { Store } from './store/types.js';
 import { createUpgradeHandler, type UpgradeHandler } from './proxy/upgrade.js';
 import { Prober } from './proxy/prober.js';
+import { BackendNetworks } from './proxy/backend-networks.js';
 import { ClusterSessionControl, LocalSessionControl } from './proxy/session-control.js';
 import type { SessionControl } from './domain/session-control.js';
 import { NodeMembership } from './domain/nodes.js';
@@ -179,7 +180,10 @@ function startAssistanceTicks(assistance: AssistanceService, upgrade: UpgradeHan
  * with `console.end_sessions_on_change`, ends its live sessions here with 4007 `revoked`. On the
  * embedded demo the demo domain is an operator domain, so its administrator can try every command.
  */
-function adminServices(o: { config: Readonly<Config>; store: Store; secrets: SecretBox; clock: Clock; upgrade: UpgradeHandler; consoles: ConsoleService; nodeId: string; log: Logger; demoDomain: string | null; bus?: EventBus | null; assistance?: AssistanceService }): AdminServices {
+function adminServices(o: {
+  config: Readonly<Config>; store: Store; secrets: SecretBox; clock: Clock; upgrade: UpgradeHandler; consoles: ConsoleService; nodeId: string; log: Logger;
+  operatorDomainNames: ReadonlySet<string>; backends: BackendNetworks; bus?: EventBus | null; assistance?: AssistanceService;
+}): AdminServices {
   const local = new LocalSessionControl(o.upgrade, o.nodeId, (s) => o.consoles.mayKeep(s.token));
   // With several nodes, commands for a session reach the node relaying it over the cluster bus.
   let control: SessionControl = local;
@@ -210,17 +214,18 @@ function adminServices(o: { config: Readonly<Config>; store: Store; secrets: Sec
       if (links + n > 0) o.log.info({ userId: id, links, sessions: n }, 'user deleted, disabled or demoted: their console links were revoked and live consoles ended');
     }
   };
-  const access = new AdminAccess(o.store, [...o.config.operatorDomains, ...(o.demoDomain ? [o.demoDomain] : [])]);
+  const access = new AdminAccess(o.store, [...o.operatorDomainNames]);
   return {
     access,
     directory: new DirectoryService(o.store, o.clock, access, usersChanged),
-    inventory: new InventoryService(o.store, o.secrets, o.clock, access, resourcesChanged),
+    inventory: new InventoryService(o.store, o.secrets, o.clock, access, resourcesChanged, o.backends),
     secrets: o.secrets,
     sessions: control,
     nodeId: o.nodeId,
     liveBytes: () => new Map(o.upgrade.live().map((s) => { const b = s.bytes(); return [s.id, { toClient: b.toClient, toBackend: b.toBackend }]; })),
     resourcesChanged,
     usersChanged,
+    backends: o.backends,
   };
 }
 
@@ -312,10 +317,17 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     if (recovered > 0) log.warn({ recovered }, 'closed console sessions left open by a previous run of this node');
 
     let demo: Gateway['demo'] = null;
-    if (config.demo) {
-      const facts = loadOrCreateDemoFacts(config.dataDir, config.publicUrl);
+    // Domains the gateway itself creates under these names are recorded as operator domains (by id:
+    // domain/directory.ts); the embedded demo's domain is one.
+    const demoFacts = config.demo ? loadOrCreateDemoFacts(config.dataDir, config.publicUrl) : null;
+    const operatorDomainNames: ReadonlySet<string> = new Set([...config.operatorDomains, ...(demoFacts ? [demoFacts.domain] : [])]);
+    // Where console endpoints may point, checked when they are set and when they are dialled.
+    const backends = new BackendNetworks(config.backendAllowedNetworks);
+    if (demoFacts) {
+      const facts = demoFacts;
       demoDesktop = await startDemoDesktop({ host: '127.0.0.1', port: 0, name: 'Porthole demo desktop', password: facts.vnc_password });
-      await applyFleet(store, secrets, clock, demoFleet(facts, demoDesktop.host, demoDesktop.port));
+      backends.allowEndpoint(demoDesktop.host, demoDesktop.port); // the gateway's own demo desktop, whatever the list says
+      await applyFleet(store, secrets, clock, demoFleet(facts, demoDesktop.host, demoDesktop.port), { operatorDomainNames, backends });
       // One AK/SK for the demo user, kept across restarts in demo.json and the store.
       const demoUser = await store.identity.findUserByName(deriveDomainId(facts.domain), facts.user);
       if (demoUser) {
@@ -329,10 +341,13 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     const fleetUsersChanged: string[] = [];
     if (config.fleet) {
       const spec = parseFleet(readFileSync(config.fleet, 'utf8'), path.basename(config.fleet));
-      const res = await applyFleet(store, secrets, clock, spec);
+      const res = await applyFleet(store, secrets, clock, spec, { operatorDomainNames, backends });
       fleetUsersChanged.push(...res.plan.users);
       log.info({ fleet: config.fleet, created: res.created, updated: res.updated, unchanged: res.unchanged, revokedResources: res.revokedResources.length }, 'fleet applied');
     }
+    // Domains from before operator flags were recorded get theirs once, by the name they hold now.
+    const adopted = await store.identity.adoptOperatorDomains([...operatorDomainNames]);
+    if (adopted.length > 0) log.warn({ domains: adopted }, 'recorded existing domains named in admin.operator_domains as operator domains (first start with recorded operator domains)');
 
     const web = loadWebAssets();
     // Remote assistance needs the session control, built after the upgrade handler that needs it: resolved when used.
@@ -350,10 +365,10 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
       if (err instanceof ApiError && err.kind === 'rate_limited') return false;
       throw err;
     });
-    const upgrade = createUpgradeHandler({ config, consoles, sessions, log, metrics, assistance, addressAllowed });
+    const upgrade = createUpgradeHandler({ config, consoles, sessions, log, metrics, assistance, addressAllowed, backends });
     relay.upgrade = upgrade;
     metrics.trackLive(() => upgrade.live());
-    const admin = adminServices({ config, store, secrets, clock, upgrade, consoles, nodeId, log, demoDomain: demo?.facts.domain ?? null, bus, assistance });
+    const admin = adminServices({ config, store, secrets, clock, upgrade, consoles, nodeId, log, operatorDomainNames, backends, bus, assistance });
     late.admin = admin;
     // Users the start-up fleet deleted, disabled or demoted may hold links and consoles on other nodes.
     if (fleetUsersChanged.length > 0) await admin.usersChanged(fleetUsersChanged);
@@ -369,6 +384,7 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     membership.start();
     const prober = new Prober(store, clock, log, {
       intervalMs: config.probe.intervalSeconds * 1000, timeoutMs: config.probe.timeoutMs, concurrency: config.probe.concurrency, nodeId,
+      dial: (o) => backends.connect(o),
     }, metrics.proberHooks);
     prober.start();
     const progress = recordSessionProgress(store, upgrade, log);

@@ -33,7 +33,10 @@ export function wireRequest(req: FastifyRequest): WireRequest {
 export function akskAuthenticator(accessKeys: AccessKeyService): AkSkAuthenticator {
   return async (req) => {
     const params = req.params as Record<string, unknown> | undefined;
-    const pathProject = typeof params?.project_id === 'string' ? params.project_id : null;
+    // The path's project is the scope on the project APIs (/v1/{project_id}/…); an admin route's
+    // project_id names the object acted on, not the credential's scope (only X-Project-Id scopes there).
+    const admin = (req.routeOptions.config as { service?: string } | undefined)?.service === 'admin';
+    const pathProject = !admin && typeof params?.project_id === 'string' ? params.project_id : null;
     const attempt: AkSkAttempt = {};
     try {
       return await accessKeys.authenticate(wireRequest(req), pathProject, attempt);

@@ -13,6 +13,7 @@ import type { InventoryService } from '../domain/inventory.js';
 import type { SecretBox } from '../domain/secrets.js';
 import type { SessionControl } from '../domain/session-control.js';
 import type { AssistanceService } from '../domain/assistance.js';
+import type { BackendPolicy } from '../domain/backend-policy.js';
 
 /** What the admin API (routes/admin-*.ts) needs; built in gateway.ts. */
 export interface AdminServices {
@@ -28,6 +29,8 @@ export interface AdminServices {
   resourcesChanged(resourceIds: string[]): Promise<void>;
   /** After users were deleted, disabled or demoted: revokes their console links and ends their live consoles on every node. */
   usersChanged(userIds: readonly string[]): Promise<void>;
+  /** Where console endpoints may point (backends.allowed_networks): checked on fleet files too. */
+  backends: BackendPolicy;
 }
 
 export interface ApiContext {

@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors.js';
+import { BackendNetworks } from '../proxy/backend-networks.js';
 
 type Kind = 'string' | 'int' | 'bool' | 'list' | 'secret';
 interface KeySpec { kind: Kind; default?: unknown; min?: number; max?: number; help: string }
@@ -54,7 +55,8 @@ export const KEYS = {
   'probe.interval_seconds': { kind: 'int', default: 30, min: 0, max: 86400, help: 'How often each console endpoint is probed (TCP connect + RFB banner), ±20 % jitter; 0 = no prober.' },
   'probe.timeout_ms': { kind: 'int', default: 3000, min: 100, max: 60000, help: 'Time allowed for one probe (connect and the 12-byte RFB banner).' },
   'probe.concurrency': { kind: 'int', default: 16, min: 1, max: 1024, help: 'Probes in flight at once.' },
-  'admin.operator_domains': { kind: 'list', default: [], help: 'Domains whose administrators operate the gateway: they may create and delete domains and manage any domain.' },
+  'admin.operator_domains': { kind: 'list', default: [], help: 'Domains whose administrators operate the gateway: they may create, rename and delete domains and manage any domain. A domain becomes one when the gateway or an operator creates it under a listed name (recorded by id: renaming a domain never grants it); removing a name revokes.' },
+  'backends.allowed_networks': { kind: 'list', default: [], help: 'Where console endpoints may point: CIDRs (10.0.0.0/8, fd00::/8), addresses, host names and *.suffix names. Checked when an endpoint is set (400) and when it is dialled (a name resolving outside the list is not connected to). Empty = anywhere.' },
   redis_url: { kind: 'secret', help: 'redis://… (or rediss://) shared by every node: API throttling counters, AK lockouts and cross-node session commands. Unset: throttling counts per node; commands go through PostgreSQL LISTEN/NOTIFY (or stay local on SQLite).' },
   redis_key_prefix: { kind: 'string', default: 'porthole:', help: 'Prefix of every Redis key and pub/sub channel Porthole uses (several deployments may share one Redis).' },
   'drain.grace_seconds': { kind: 'int', default: 30, min: 0, max: 86400, help: 'On SIGTERM: how long live consoles may go on (new consoles and API calls get 503) before they are closed with 4010 shutdown.' },
@@ -119,6 +121,8 @@ export interface Config {
   masterKeyPrevious: Buffer[];
   /** Names of the domains whose administrators operate the whole gateway. */
   operatorDomains: string[];
+  /** backends.allowed_networks: CIDRs, addresses and host names console endpoints may point at (proxy/backend-networks.ts); empty = anywhere. */
+  backendAllowedNetworks: string[];
   probe: ProbeConfig;
   logLevel: string;
   nodeId: string | null;
@@ -339,6 +343,8 @@ export function loadConfig(input: LoadConfigInput = {}): LoadedConfig {
   const masterKeyPrevious = previousRaw.split(/[\s,]+/).filter(Boolean).map((k) => parseMasterKey(k, 'master_key_previous'));
   if (masterKeyPrevious.length > 0 && !masterKey) throw new ConfigError('master_key_previous', 'needs master_key (the new key) to be set as well');
   const operatorDomains = resolved['admin.operator_domains'] as string[];
+  const backendAllowedNetworks = resolved['backends.allowed_networks'] as string[];
+  try { new BackendNetworks(backendAllowedNetworks); } catch (err) { throw new ConfigError('backends.allowed_networks', (err as Error).message); }
   if (!masterKey && databaseUrl) throw new ConfigError('master_key', 'is required with database_url (every node must share it); set PORTHOLE_MASTER_KEY or PORTHOLE_MASTER_KEY_FILE');
   const logLevel = resolved.log_level as string;
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) throw new ConfigError('log_level', `unknown level ${JSON.stringify(logLevel)}`);
@@ -378,6 +384,7 @@ export function loadConfig(input: LoadConfigInput = {}): LoadedConfig {
     masterKey,
     masterKeyPrevious,
     operatorDomains,
+    backendAllowedNetworks,
     probe: {
       intervalSeconds: resolved['probe.interval_seconds'] as number,
       timeoutMs: resolved['probe.timeout_ms'] as number,
@@ -431,6 +438,7 @@ export function loadConfig(input: LoadConfigInput = {}): LoadedConfig {
   Object.freeze(config.allowedOrigins);
   Object.freeze(config.probe);
   Object.freeze(config.operatorDomains);
+  Object.freeze(config.backendAllowedNetworks);
   Object.freeze(config.drain);
   Object.freeze(config.cluster);
   Object.freeze(config.assistance);

@@ -16,7 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import { ApiError } from '../errors.js';
 import type { AccessKeyRecord, AccessKeyStatus, Store } from '../store/types.js';
-import { mayActOnUser, type Principal, type UserAction } from './authz.js';
+import { actsDomainWide, mayActOnUser, type Principal, type UserAction } from './authz.js';
 import type { Clock } from './clock.js';
 import { principalFrom } from './iam.js';
 import type { IdentityCache } from './identity-cache.js';
@@ -117,7 +117,7 @@ export class AccessKeyService {
   /** Creates a key for `userId` and returns it with the clear SK (the only time it is shown). */
   async create(actor: Principal, userId: string, description: string): Promise<{ record: AccessKeyRecord; secret: string }> {
     // A user may create keys for themself; only a domain administrator learns whether another user exists.
-    if (actor.userId !== userId && !actor.domainAdmin) throw this.forbidden('iam:credentials:createCredential');
+    if (actor.userId !== userId && !actsDomainWide(actor)) throw this.forbidden('iam:credentials:createCredential');
     const user = await this.store.identity.getUser(userId);
     if (!user || !mayActOnUser(actor, user)) throw new ApiError('not_found', `Could not find user: ${userId.slice(0, 64)}.`);
     if ((await this.store.accessKeys.listByUser(userId)).length >= MAX_KEYS_PER_USER) {
@@ -140,12 +140,12 @@ export class AccessKeyService {
   /** `userId` given: that user's keys. Otherwise a domain administrator sees the domain's keys, a user their own. */
   async list(actor: Principal, userId?: string): Promise<AccessKeyRecord[]> {
     if (userId !== undefined) {
-      if (actor.userId !== userId && !actor.domainAdmin) throw this.forbidden('iam:credentials:listCredentials');
+      if (actor.userId !== userId && !actsDomainWide(actor)) throw this.forbidden('iam:credentials:listCredentials');
       const user = await this.store.identity.getUser(userId);
       if (!user || !mayActOnUser(actor, user)) throw new ApiError('not_found', `Could not find user: ${userId.slice(0, 64)}.`);
       return this.store.accessKeys.listByUser(userId);
     }
-    return actor.domainAdmin ? this.store.accessKeys.listByDomain(actor.domainId) : this.store.accessKeys.listByUser(actor.userId);
+    return actsDomainWide(actor) ? this.store.accessKeys.listByDomain(actor.domainId) : this.store.accessKeys.listByUser(actor.userId);
   }
 
   async get(actor: Principal, accessKey: string): Promise<AccessKeyRecord> {

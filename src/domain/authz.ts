@@ -15,6 +15,11 @@ export interface Principal {
   /** The project the credential is scoped to (IAM project-scoped token, or AK/SK with X-Project-Id); null = domain scope. */
   scopeProjectId: string | null;
   domainAdmin: boolean;
+  /**
+   * The principal's domain (by id) is a recorded operator domain (DomainRecord.operator). Whether its
+   * administrators operate the gateway is decided by AdminAccess.isOperator (domain/directory.ts).
+   */
+  operatorDomain: boolean;
   /** Role per project id. */
   roles: ReadonlyMap<string, Role>;
   via: 'token' | 'aksk';
@@ -78,16 +83,25 @@ export type UserAction =
 export type DomainAction = 'admin:auditEvents:list';
 
 /**
- * May `p` act on user `target`'s own things (their access keys)? The user themself, or an
- * administrator of the user's domain.
+ * Domain-wide powers: an administrator of the domain holding a domain-scoped credential. A credential
+ * scoped to one project never acts domain-wide, whoever holds it (security review #3).
  */
-export function mayActOnUser(p: Principal, target: { id: string; domainId: string }): boolean {
-  return p.userId === target.id || (p.domainAdmin && p.domainId === target.domainId);
+export function actsDomainWide(p: Principal): boolean {
+  return p.domainAdmin && p.scopeProjectId === null;
 }
 
-/** Throws 403 unless `p` is an administrator of its domain (domain-wide actions such as the audit trail). */
+/**
+ * May `p` act on user `target`'s own things (their access keys)? The user themself, or an
+ * administrator of the user's domain with a domain-scoped credential.
+ */
+export function mayActOnUser(p: Principal, target: { id: string; domainId: string }): boolean {
+  return p.userId === target.id || (actsDomainWide(p) && p.domainId === target.domainId);
+}
+
+/** Throws 403 unless `p` acts domain-wide (domain-wide actions such as the audit trail). */
 export function authorizeDomainAdmin(p: Principal, action: DomainAction): void {
   if (!p.domainAdmin) throw new ApiError('forbidden', `The IAM user is not authorized to perform ${action}: a domain administrator is required.`);
+  if (p.scopeProjectId !== null) throw new ApiError('forbidden', `The IAM user is not authorized to perform ${action}: a domain-scoped credential is required.`);
 }
 
 /** Throws 403 unless `p` may perform `action` in `projectId` (whose domain is `projectDomainId`, or undefined if unknown). */

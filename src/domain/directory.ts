@@ -2,9 +2,22 @@
  * Who administers what, and the directory itself: domains, projects, users and their role bindings.
  *
  * Every admin action needs a domain administrator. A domain administrator manages their own domain;
- * the administrators of the domains named in `admin.operator_domains` are gateway operators and
- * manage every domain, and only they create, rename or delete domains. Objects outside what the
- * caller manages are "not found", so their ids cannot be probed.
+ * the administrators of operator domains are gateway operators and manage every domain, and only they
+ * create, rename or delete domains. Objects outside what the caller manages are "not found", so their
+ * ids cannot be probed.
+ *
+ * Operator domains are recorded by id (DomainRecord.operator), never decided by a name alone: a domain
+ * becomes one when it is created under a name in `admin.operator_domains` by the gateway itself (demo,
+ * `serve --fleet`) or by an operator, or — once, for domains from before flags were recorded — when
+ * the gateway starts (adoptOperatorDomains). Its administrators operate the gateway while its name is
+ * still in `admin.operator_domains` (removing the name revokes). A rename never grants the flag or
+ * moves it to another domain.
+ *
+ * Credentials scoped to one project (an IAM project token, AK/SK with X-Project-Id) act on that
+ * project only (security review #3): they see and manage its machines, endpoints, console links and
+ * sessions; everything domain-wide (domains, projects' lifecycle, users and roles, access keys, fleet
+ * files, master keys, nodes, the audit trail) needs a domain-scoped credential, and an operator's
+ * project-scoped credential is no operator.
  *
  * Ids are derived from names as in fleet files (domain/fleet-model.ts) unless given, so an object made
  * here and the same name in a fleet file are one object.
@@ -51,8 +64,27 @@ export class AdminAccess {
     if (!p.domainAdmin) throw new ApiError('forbidden', `The IAM user is not authorized to perform ${action}: a domain administrator is required.`);
   }
 
+  /** Throws 403 unless `p` is a domain administrator with a domain-scoped credential (domain-wide actions). */
+  requireDomainScope(p: Principal, action: string): void {
+    this.require(p, action);
+    if (p.scopeProjectId !== null) {
+      throw new ApiError('forbidden', `The IAM user is not authorized to perform ${action}: the credential is scoped to project ${p.scopeProjectId}; a domain-scoped credential is required.`);
+    }
+  }
+
+  /** An administrator of a recorded operator domain whose name is still configured (see above), with a domain-scoped credential. */
   isOperator(p: Principal): boolean {
-    return p.domainAdmin && this.operatorDomains.has(p.domainName);
+    return p.domainAdmin && p.scopeProjectId === null && p.operatorDomain && this.operatorDomains.has(p.domainName);
+  }
+
+  /** Whether a domain created under `name` by an operator or the gateway itself is recorded as an operator domain. */
+  isOperatorDomainName(name: string): boolean {
+    return this.operatorDomains.has(name);
+  }
+
+  /** The configured operator domain names (admin.operator_domains, plus the demo domain on the demo). */
+  get operatorDomainNames(): ReadonlySet<string> {
+    return this.operatorDomains;
   }
 
   requireOperator(p: Principal, action: string): void {
@@ -60,21 +92,33 @@ export class AdminAccess {
     if (!this.isOperator(p)) throw new ApiError('forbidden', `The IAM user is not authorized to perform ${action}: only administrators of an operator domain (admin.operator_domains) may.`);
   }
 
+  /** Domain-wide management: never with a project-scoped credential. */
   canManageDomain(p: Principal, domainId: string): boolean {
-    return p.domainAdmin && (p.domainId === domainId || this.isOperator(p));
+    return p.domainAdmin && p.scopeProjectId === null && (p.domainId === domainId || this.isOperator(p));
+  }
+
+  /** A project's machines, endpoints, links and sessions: its domain's administrator, or one whose credential is scoped to it. */
+  canManageProject(p: Principal, project: ProjectRecord): boolean {
+    if (p.scopeProjectId !== null) return p.domainAdmin && project.id === p.scopeProjectId && project.domainId === p.domainId;
+    return this.canManageDomain(p, project.domainId);
   }
 
   async domainIds(p: Principal): Promise<string[]> {
-    if (!p.domainAdmin) return [];
+    if (!p.domainAdmin || p.scopeProjectId !== null) return [];
     if (this.isOperator(p)) return (await this.store.identity.listDomains()).map((d) => d.id);
     return [p.domainId];
   }
 
-  /** The projects `p` manages (optionally of one domain). */
+  /** The projects `p` manages (optionally of one domain): with a project-scoped credential, that project only. */
   async projects(p: Principal, domainId?: string): Promise<ProjectRecord[]> {
+    if (!p.domainAdmin) return [];
+    if (p.scopeProjectId !== null) {
+      const own = await this.store.identity.getProject(p.scopeProjectId);
+      return own && this.canManageProject(p, own) && (domainId === undefined || own.domainId === domainId) ? [own] : [];
+    }
     if (domainId !== undefined) return this.canManageDomain(p, domainId) ? this.store.identity.listProjects(domainId) : [];
     if (this.isOperator(p)) return this.store.identity.listProjects();
-    return p.domainAdmin ? this.store.identity.listProjects(p.domainId) : [];
+    return this.store.identity.listProjects(p.domainId);
   }
 
   async domain(p: Principal, id: string): Promise<DomainRecord> {
@@ -85,7 +129,7 @@ export class AdminAccess {
 
   async project(p: Principal, id: string): Promise<ProjectRecord> {
     const pr = HEX32_RE.test(id) ? await this.store.identity.getProject(id) : undefined;
-    if (!pr || !this.canManageDomain(p, pr.domainId)) throw notFound('project', id);
+    if (!pr || !this.canManageProject(p, pr)) throw notFound('project', id);
     return pr;
   }
 
@@ -99,7 +143,7 @@ export class AdminAccess {
   async resource(p: Principal, id: string, kind?: ResourceKind): Promise<{ resource: ResourceRecord; project: ProjectRecord }> {
     const r = /^[0-9A-Za-z-]{1,64}$/.test(id) ? await this.store.inventory.getResourceById(id) : undefined;
     const project = r && (await this.store.identity.getProject(r.projectId));
-    if (!r || !project || (kind !== undefined && r.kind !== kind) || !this.canManageDomain(p, project.domainId)) throw notFound(kind ?? 'machine', id);
+    if (!r || !project || (kind !== undefined && r.kind !== kind) || !this.canManageProject(p, project)) throw notFound(kind ?? 'machine', id);
     return { resource: r, project };
   }
 }
@@ -119,13 +163,13 @@ export class DirectoryService {
   // Domains
 
   async listDomains(p: Principal): Promise<DomainRecord[]> {
-    this.access.require(p, 'admin:domains:list');
+    this.access.requireDomainScope(p, 'admin:domains:list');
     const ids = new Set(await this.access.domainIds(p));
     return (await this.store.identity.listDomains()).filter((d) => ids.has(d.id));
   }
 
   async getDomain(p: Principal, id: string): Promise<DomainRecord> {
-    this.access.require(p, 'admin:domains:get');
+    this.access.requireDomainScope(p, 'admin:domains:get');
     return this.access.domain(p, id);
   }
 
@@ -140,7 +184,8 @@ export class DirectoryService {
     if (await this.store.identity.findDomainByName(name)) throw conflict(`A domain named ${name} already exists.`);
     if (await this.store.identity.getDomain(id)) throw conflict(`A domain with id ${id} already exists.`);
     const now = this.clock.now();
-    const domain: DomainRecord = { id, name, createdAt: now };
+    // Created by an operator: under a configured operator-domain name it is recorded as one.
+    const domain: DomainRecord = { id, name, createdAt: now, operator: this.access.isOperatorDomainName(name) };
     const admin: UserRecord = {
       id: await this.freeUserId(deriveUserId(name, adminName)), domainId: id, name: adminName, passwordHash: await hashPassword(password),
       domainAdmin: true, disabled: false, passwordExpiresAt: null, createdAt: now,
@@ -191,7 +236,7 @@ export class DirectoryService {
   }
 
   async createProject(p: Principal, input: { name: unknown; id?: unknown; domainId?: unknown }): Promise<ProjectRecord> {
-    this.access.require(p, 'admin:projects:create');
+    this.access.requireDomainScope(p, 'admin:projects:create');
     const name = checkName('project.name', input.name);
     const domainId = input.domainId === undefined ? p.domainId : input.domainId;
     if (typeof domainId !== 'string') throw bad('project.domain_id must be a domain id.');
@@ -206,7 +251,7 @@ export class DirectoryService {
   }
 
   async renameProject(p: Principal, id: string, name: unknown): Promise<ProjectRecord> {
-    this.access.require(p, 'admin:projects:update');
+    this.access.requireDomainScope(p, 'admin:projects:update');
     const pr = await this.access.project(p, id);
     const newName = checkName('project.name', name);
     if (newName === pr.name) return pr;
@@ -218,7 +263,7 @@ export class DirectoryService {
 
   /** Deletes a project without machines (its role bindings go with it). */
   async deleteProject(p: Principal, id: string): Promise<void> {
-    this.access.require(p, 'admin:projects:delete');
+    this.access.requireDomainScope(p, 'admin:projects:delete');
     const pr = await this.access.project(p, id);
     if ((await this.store.inventory.listResources({ projectId: pr.id })).length > 0) throw conflict(`Project ${pr.name} still has machines; delete them first.`);
     await this.store.identity.deleteProject(pr.id);
@@ -228,7 +273,7 @@ export class DirectoryService {
   // Users and role bindings
 
   async listUsers(p: Principal, domainId?: string): Promise<UserView[]> {
-    this.access.require(p, 'admin:users:list');
+    this.access.requireDomainScope(p, 'admin:users:list');
     const ids = domainId !== undefined ? [(await this.access.domain(p, domainId)).id] : [p.domainId];
     const out: UserView[] = [];
     for (const d of ids) for (const u of await this.store.identity.listUsers(d)) out.push({ user: u, roles: await this.store.identity.rolesOf(u.id) });
@@ -236,13 +281,13 @@ export class DirectoryService {
   }
 
   async getUser(p: Principal, id: string): Promise<UserView> {
-    this.access.require(p, 'admin:users:get');
+    this.access.requireDomainScope(p, 'admin:users:get');
     const u = await this.access.user(p, id);
     return { user: u, roles: await this.store.identity.rolesOf(u.id) };
   }
 
   async createUser(p: Principal, input: { name: unknown; password: unknown; domainAdmin?: unknown; disabled?: unknown; domainId?: unknown; id?: unknown }): Promise<UserView> {
-    this.access.require(p, 'admin:users:create');
+    this.access.requireDomainScope(p, 'admin:users:create');
     const name = checkName('user.name', input.name);
     const password = checkPassword('user.password', input.password);
     const domainId = input.domainId === undefined ? p.domainId : input.domainId;
@@ -262,7 +307,7 @@ export class DirectoryService {
   }
 
   async updateUser(p: Principal, id: string, patch: { name?: unknown; password?: unknown; domainAdmin?: unknown; disabled?: unknown }): Promise<UserView> {
-    this.access.require(p, 'admin:users:update');
+    this.access.requireDomainScope(p, 'admin:users:update');
     const u = await this.access.user(p, id);
     const out: UserRecord = { ...u };
     if (patch.name !== undefined) {
@@ -289,7 +334,7 @@ export class DirectoryService {
 
   /** Deletes a user with their keys, tokens and role bindings. Never the caller. */
   async deleteUser(p: Principal, id: string): Promise<void> {
-    this.access.require(p, 'admin:users:delete');
+    this.access.requireDomainScope(p, 'admin:users:delete');
     const u = await this.access.user(p, id);
     if (u.id === p.userId) throw conflict('You cannot delete the user you are signed in as.');
     await this.store.identity.deleteUser(u.id);
@@ -297,7 +342,7 @@ export class DirectoryService {
   }
 
   async setRole(p: Principal, userId: string, projectId: string, role: unknown): Promise<UserView> {
-    this.access.require(p, 'admin:roles:set');
+    this.access.requireDomainScope(p, 'admin:roles:set');
     if (typeof role !== 'string' || !ROLES.includes(role as Role)) throw bad('role must be admin, operator or viewer.');
     const u = await this.access.user(p, userId);
     const pr = await this.access.project(p, projectId);
@@ -308,7 +353,7 @@ export class DirectoryService {
   }
 
   async removeRole(p: Principal, userId: string, projectId: string): Promise<UserView> {
-    this.access.require(p, 'admin:roles:remove');
+    this.access.requireDomainScope(p, 'admin:roles:remove');
     const u = await this.access.user(p, userId);
     const pr = await this.access.project(p, projectId);
     if (!(await this.store.identity.removeRole(u.id, pr.id))) throw notFound('role binding', `${u.id}@${pr.id}`);

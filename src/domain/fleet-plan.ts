@@ -17,10 +17,16 @@
  * deleted, disabled or demoted (domain administrator flag dropped, a role removed or lowered to
  * viewer) are listed in `users` so the caller revokes their console links and ends their live
  * consoles (AdminServices.usersChanged).
+ *
+ * Authorization is the caller's (api/routes/admin-inventory.ts): every change names the domain it
+ * is in (`domainId`), and `resolveFleetDomain` tells which stored domains a file's entry matches.
+ * A domain the plan creates is recorded as an operator domain when its name is in
+ * `operatorDomainNames` (given only when the gateway itself or an operator applies the file).
  */
 import { randomBytes } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { ConsoleEndpoint, DomainRecord, ProjectRecord, ResourceKind, ResourceRecord, Role, Store, UserRecord } from '../store/types.js';
+import type { BackendPolicy } from './backend-policy.js';
 import { endpointsEqual, sealEndpoint } from './endpoint-spec.js';
 import { FleetError, deriveUserId, type FleetSpec } from './fleet-model.js';
 import { hashPassword, verifyPassword } from './passwords.js';
@@ -34,6 +40,8 @@ export interface FleetChange {
   id: string;
   /** domain · domain/project · domain/project/machine · domain/user · domain/user@project */
   name: string;
+  /** The domain the object is in (the domain itself for domain changes): what authorization checks. */
+  domainId: string;
   /** For updates: which fields change (never their values: some are secrets). */
   fields?: string[];
 }
@@ -56,6 +64,21 @@ export interface PlanOptions {
   prune: boolean;
   /** The caller's own user: a prune that would delete it is refused. */
   protectUserId?: string;
+  /** Names under which a created domain is recorded as an operator domain (admin.operator_domains). */
+  operatorDomainNames?: ReadonlySet<string>;
+  /** Where console endpoints may point (backends.allowed_networks); default anywhere. */
+  backends?: BackendPolicy;
+}
+
+/**
+ * The stored domains a file's domain entry matches: `byName` holds its name; `match` is the domain it
+ * describes (the one with the id the file gives, else `byName`, else the one with the derived id).
+ * `match` undefined: the plan creates it; `match.name` differing from the entry: the plan renames it.
+ */
+export async function resolveFleetDomain(store: Store, d: FleetSpec['domains'][number]): Promise<{ byName?: DomainRecord; match?: DomainRecord }> {
+  const byName = await store.identity.findDomainByName(d.name);
+  const match = d.idGiven ? await store.identity.getDomain(d.id) : byName ?? (await store.identity.getDomain(d.id));
+  return { ...(byName ? { byName } : {}), ...(match ? { match } : {}) };
 }
 
 /** Deletes a machine: tokens revoked, probe result and the row removed. */
@@ -74,16 +97,17 @@ export async function planFleet(store: Store, secrets: SecretBox, spec: FleetSpe
   const revoked: string[] = [];
   const users: string[] = [];
   let unchanged = 0;
-  const change = (c: FleetChange, w: Write[]) => { changes.push(c); writes.push(...w); };
 
   for (const d of spec.domains) {
-    const byName = await store.identity.findDomainByName(d.name);
-    const dom: DomainRecord | undefined = d.idGiven ? await store.identity.getDomain(d.id) : byName ?? (await store.identity.getDomain(d.id));
+    const { byName, match: dom } = await resolveFleetDomain(store, d);
     if (byName && dom && byName.id !== dom.id) problems.push(`domain ${d.name}: the name belongs to domain ${byName.id}, not ${dom.id}`);
     const domainId = dom?.id ?? d.id;
+    const change = (c: Omit<FleetChange, 'domainId'>, w: Write[]) => { changes.push({ ...c, domainId }); writes.push(...w); };
     if (!dom) {
-      change({ action: 'create', type: 'domain', id: domainId, name: d.name }, [(tx, now) => tx.identity.upsertDomain({ id: domainId, name: d.name, createdAt: now })]);
+      const operator = opts.operatorDomainNames?.has(d.name) ?? false;
+      change({ action: 'create', type: 'domain', id: domainId, name: d.name }, [(tx, now) => tx.identity.upsertDomain({ id: domainId, name: d.name, createdAt: now, operator })]);
     } else if (dom.name !== d.name) {
+      // A rename keeps the operator flag as it is (upsertDomain writes it on insert only).
       change({ action: 'update', type: 'domain', id: domainId, name: d.name, fields: ['name'] }, [(tx) => tx.identity.upsertDomain({ ...dom, name: d.name })]);
     } else unchanged++;
 
@@ -114,6 +138,8 @@ export async function planFleet(store: Store, secrets: SecretBox, spec: FleetSpe
         const rid = prev?.id ?? r.id;
         if (kept.has(rid)) { problems.push(`${r.kind} ${rlabel}: names the same machine (${rid}) twice`); continue; }
         kept.add(rid);
+        const hostProblem = r.console && opts.backends?.hostProblem(r.console.host, r.console.port);
+        if (hostProblem) { problems.push(`${r.kind} ${rlabel}: console.url: ${hostProblem}`); continue; }
         let endpoint: ConsoleEndpoint | null;
         try {
           endpoint = r.console ? sealEndpoint(secrets, rid, r.console, prev?.endpoint) : null;

@@ -16,7 +16,7 @@ import {
   FleetError, HEX32_RE, MIN_PASSWORD_LENGTH, NAME_RE, STATUS_RE, UUID_RE, deriveDomainId, deriveProjectId, deriveResourceId,
   type FleetDomain, type FleetEndpoint, type FleetProject, type FleetResource, type FleetSpec, type FleetUser,
 } from './fleet-model.js';
-import { executeFleetPlan, planFleet, type FleetPlan } from './fleet-plan.js';
+import { executeFleetPlan, planFleet, type FleetPlan, type PlanOptions } from './fleet-plan.js';
 import type { SecretBox } from './secrets.js';
 
 export {
@@ -159,8 +159,11 @@ export interface ApplyResult { created: number; updated: number; deleted: number
  * every changed or deleted machine. Callers end the live sessions of `revokedResources` (by policy).
  * Throws FleetError (nothing written) when the file conflicts with the store.
  */
-export async function applyFleet(store: Store, secrets: SecretBox, clock: Clock, spec: FleetSpec, opts: { prune?: boolean; protectUserId?: string } = {}): Promise<ApplyResult> {
-  const planned = await planFleet(store, secrets, spec, { prune: opts.prune ?? false, ...(opts.protectUserId ? { protectUserId: opts.protectUserId } : {}) });
+export async function applyFleet(
+  store: Store, secrets: SecretBox, clock: Clock, spec: FleetSpec,
+  opts: Partial<PlanOptions> = {},
+): Promise<ApplyResult> {
+  const planned = await planFleet(store, secrets, spec, { ...opts, prune: opts.prune ?? false });
   await executeFleetPlan(store, planned, clock.now());
   const count = (a: string) => planned.plan.changes.filter((c) => c.action === a).length;
   return { created: count('create'), updated: count('update'), deleted: count('delete'), unchanged: planned.plan.unchanged, revokedResources: planned.plan.revoked, plan: planned.plan };

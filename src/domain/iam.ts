@@ -218,6 +218,7 @@ export function principalFrom(
 ): Principal {
   return {
     userId: user.id, userName: user.name, domainId: domain.id, domainName: domain.name, scopeProjectId, domainAdmin: user.domainAdmin,
+    operatorDomain: domain.operator,
     roles: new Map(roles.map((r) => [r.projectId, r.role])), via, ...(accessKey ? { accessKey } : {}),
   };
 }

@@ -13,7 +13,7 @@ import { openSqliteStore } from '../store/sqlite/index.js';
 
 const T = 1_700_000_000_000;
 const principal = (userId = 'u1'): Principal => ({
-  userId, userName: 'alice', domainId: 'd1', domainName: 'dom', scopeProjectId: 'p1', domainAdmin: false, roles: new Map([['p1', 'operator']]), via: 'token',
+  userId, userName: 'alice', domainId: 'd1', domainName: 'dom', scopeProjectId: 'p1', domainAdmin: false, operatorDomain: false, roles: new Map([['p1', 'operator']]), via: 'token',
 });
 
 describe('identity cache', () => {
@@ -52,7 +52,7 @@ describe('identity cache', () => {
     const c = new IdentityCache(5000);
     const key = { accessKey: 'AK1', userId: 'u1', domainId: 'd1', secretSealed: 's', status: 'active' as const, description: '', createdAt: T, lastUsedAt: null };
     const user = { id: 'u1', domainId: 'd1', name: 'alice', passwordHash: 'x', domainAdmin: false, disabled: false, passwordExpiresAt: null, createdAt: T };
-    const domain = { id: 'd1', name: 'dom', createdAt: T };
+    const domain = { id: 'd1', name: 'dom', createdAt: T, operator: false };
     c.setAccessKey('AK1', { key, secret: 'sk', user, domain, roles: [{ userId: 'u1', projectId: 'p1', role: 'operator' }] }, c.generation, T);
     assert.equal(c.accessKey('AK1', T + 4999)?.user.name, 'alice');
     c.accessKeyUsed('AK1', T + 100);
@@ -86,7 +86,7 @@ describe('identity watch (store decorator)', () => {
     let changes = 0;
     const store = watchIdentityChanges(raw, () => { changes++; });
     try {
-      await store.identity.upsertDomain({ id: 'd'.repeat(32), name: 'dom', createdAt: T });
+      await store.identity.upsertDomain({ id: 'd'.repeat(32), name: 'dom', createdAt: T, operator: false });
       await store.identity.upsertUser({ id: 'u'.repeat(32), domainId: 'd'.repeat(32), name: 'alice', passwordHash: 'x', domainAdmin: false, disabled: false, passwordExpiresAt: null, createdAt: T });
       changes = 0;
       await store.accessKeys.insert({ accessKey: 'AK1', userId: 'u'.repeat(32), domainId: 'd'.repeat(32), secretSealed: 's', status: 'active', description: '', createdAt: T, lastUsedAt: null });
@@ -108,7 +108,7 @@ describe('identity watch (store decorator)', () => {
     let changes = 0;
     const store = watchIdentityChanges(raw, () => { changes++; });
     try {
-      await store.identity.upsertDomain({ id: 'd'.repeat(32), name: 'dom', createdAt: T });
+      await store.identity.upsertDomain({ id: 'd'.repeat(32), name: 'dom', createdAt: T, operator: false });
       assert.equal(changes, 1);
       await store.identity.getDomain('d'.repeat(32));
       await store.identity.listDomains();

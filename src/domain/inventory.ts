@@ -15,6 +15,7 @@
 import { ApiError } from '../errors.js';
 import type { ConsoleEndpoint, ConsoleTokenRecord, ProjectRecord, ResourceKind, ResourceRecord, Store } from '../store/types.js';
 import type { Principal } from './authz.js';
+import { ANY_BACKEND, type BackendPolicy } from './backend-policy.js';
 import type { Clock } from './clock.js';
 import { assignDesktopUser, desktopAttributeProblems, unassignDesktopUser } from './desktop.js';
 import { checkName, type AdminAccess } from './directory.js';
@@ -64,6 +65,8 @@ export class InventoryService {
     private readonly access: AdminAccess,
     /** After a change or deletion has committed: ends live sessions by policy. Must not throw. */
     private readonly onChanged: (resourceIds: string[]) => Promise<void> = async () => {},
+    /** Where endpoints may point (backends.allowed_networks). */
+    private readonly backends: BackendPolicy = ANY_BACKEND,
   ) {}
 
   /**
@@ -123,6 +126,8 @@ export class InventoryService {
       const why = dropped.length > 0 ? ` (the stored ${dropped.join(' and ')} was not kept: the endpoint's address, security or TLS settings changed, so give it again)` : '';
       throw bad(`console: ${problems.map((p) => `${p.field} ${p.message}`).join('; ')}${why}.`);
     }
+    const hostProblem = this.backends.hostProblem(spec.host, spec.port);
+    if (hostProblem) throw bad(`console.url: ${hostProblem}.`);
     return { endpoint: sealEndpoint(this.secrets, resourceId, spec, prev), dropped };
   }
 

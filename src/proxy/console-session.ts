@@ -26,7 +26,7 @@
  * in order, and the close frame is queued after them, so nothing the machine sent before closing
  * is lost.
  */
-import { connect, type Socket } from 'node:net';
+import { connect, type NetConnectOpts, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type { RawData, WebSocket } from 'ws';
 import { CloseCode, CloseReason, type CloseCodeName } from '../close-codes.js';
@@ -71,6 +71,8 @@ export interface SessionOptions {
   writeStallTimeoutMs?: number;
   /** After the close decision, how long both sides get to finish before being destroyed. Default 10 s. */
   closeTimeoutMs?: number;
+  /** Opens the backend TCP connection (default net.connect); the gateway's refuses backends outside backends.allowed_networks. */
+  dial?: (opts: NetConnectOpts & { host: string; port: number }) => Socket;
 }
 
 export interface SessionEnd {
@@ -239,7 +241,7 @@ class ConsoleSession {
     // and allocations per MiB); a VeNCrypt socket is later wrapped in TLS, so it keeps Node's reads.
     const onread = this.target.credential.type === 'vencrypt' ? undefined
       : { buffer: sharedReadBuffer(), callback: (n: number) => { this.onBackendRead(n); return true; } };
-    const socket = connect({ host: this.target.host, port: this.target.port, ...(onread ? { onread } : {}) });
+    const socket = (this.opts.dial ?? connect)({ host: this.target.host, port: this.target.port, ...(onread ? { onread } : {}) });
     this.socket = socket;
     this.setTimer('connect', this.opts.connectTimeoutMs, () =>
       this.finish('BACKEND_UNREACHABLE', `connect to ${this.target.host}:${this.target.port} timed out after ${this.opts.connectTimeoutMs} ms`),

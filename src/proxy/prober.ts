@@ -21,15 +21,17 @@ export interface ProberOptions {
   timeoutMs: number;
   concurrency: number;
   nodeId: string;
+  /** Opens the probe's connection (default net.connect): the gateway's refuses backends outside backends.allowed_networks. */
+  dial?: (opts: { host: string; port: number }) => Socket;
 }
 
 /** One probe: connect, read 12 bytes, close. Never rejects. */
-export function probeEndpoint(host: string, port: number, timeoutMs: number): Promise<ProbeOutcome> {
+export function probeEndpoint(host: string, port: number, timeoutMs: number, dial: (opts: { host: string; port: number }) => Socket = connect): Promise<ProbeOutcome> {
   return new Promise((resolve) => {
     let done = false;
     const chunks: Buffer[] = [];
     let length = 0;
-    const socket: Socket = connect({ host, port });
+    const socket: Socket = dial({ host, port });
     const finish = (outcome: ProbeOutcome) => {
       if (done) return;
       done = true;
@@ -111,7 +113,7 @@ export class Prober {
     const worker = async () => {
       while (next < due.length && !this.stopped) {
         const r = due[next++]!;
-        const outcome = await probeEndpoint(r.endpoint!.host, r.endpoint!.port, this.opts.timeoutMs);
+        const outcome = await probeEndpoint(r.endpoint!.host, r.endpoint!.port, this.opts.timeoutMs, this.opts.dial);
         const prev = previous.get(r.id);
         const rec = nextProbeRecord(prev, r, outcome, this.clock.now(), this.opts.nodeId);
         await this.store.probes.record(rec);

@@ -7,6 +7,8 @@
  * start. The whole phase before the 101 has a deadline (`console.upgrade_timeout_ms`): a socket still
  * waiting there (a stalled store, a client that never reads its refusal) is destroyed.
  */
+import type { NetConnectOpts } from 'node:net';
+import type { BackendNetworks } from './backend-networks.js';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -37,6 +39,8 @@ export interface UpgradeDeps {
   assistance?: UpgradeHooks;
   /** Counts an upgrade against its source address's budget (the API's per-address throttle); false: over it. */
   addressAllowed?: (address: string) => Promise<boolean>;
+  /** backends.allowed_networks: every backend dial goes through it (proxy/backend-networks.ts). */
+  backends?: BackendNetworks;
 }
 
 /**
@@ -261,6 +265,7 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
         viewOnly: grant.token.viewOnly,
         forceShared: true,
         clipboard: grant.policy.clipboard,
+        ...(deps.backends ? { dial: (o: NetConnectOpts & { host: string; port: number }) => deps.backends!.connect(o) } : {}),
       }, {
         onEnd(end: SessionEnd) {
           sessionEnded(record.id);

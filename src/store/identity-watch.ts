@@ -9,7 +9,7 @@ import type { AccessKeyRepo, IdentityRepo, Store } from './types.js';
 
 /** The IdentityRepo methods that can change what a validated token grants. */
 const IDENTITY_WRITES: ReadonlySet<string> = new Set<keyof IdentityRepo>([
-  'upsertDomain', 'deleteDomain', 'upsertProject', 'deleteProject', 'upsertUser', 'deleteUser', 'setRole', 'removeRole',
+  'upsertDomain', 'adoptOperatorDomains', 'deleteDomain', 'upsertProject', 'deleteProject', 'upsertUser', 'deleteUser', 'setRole', 'removeRole',
   'deleteIamTokensOfUser',
 ]);
 

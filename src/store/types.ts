@@ -11,7 +11,12 @@ export type Role = 'admin' | 'operator' | 'viewer';
 export type EndpointSecurity = 'none' | 'vncauth' | 'vencrypt';
 export type TokenPurpose = 'console' | 'assist-viewer' | 'assist-control';
 
-export interface DomainRecord { id: string; name: string; createdAt: number }
+/**
+ * `operator`: an operator domain (its administrators operate the gateway, domain/directory.ts). Set
+ * when the domain is created under a name in `admin.operator_domains` by the gateway itself or by an
+ * operator; a rename never changes it (upsertDomain updates the name only).
+ */
+export interface DomainRecord { id: string; name: string; createdAt: number; operator: boolean }
 export interface ProjectRecord { id: string; domainId: string; name: string; createdAt: number }
 export interface UserRecord {
   id: string;
@@ -183,7 +188,13 @@ export interface IdentityRepo {
   deleteUser(id: string): Promise<boolean>;
   removeRole(userId: string, projectId: string): Promise<boolean>;
   findDomainByName(name: string): Promise<DomainRecord | undefined>;
+  /** Inserts the domain, or renames it: `operator` is written on insert only. */
   upsertDomain(d: DomainRecord): Promise<void>;
+  /**
+   * Domains from before operator flags were recorded (migration 0007) get theirs once: set when their
+   * current name is in `names`, cleared otherwise. Returns the ids flagged. Later calls touch nothing.
+   */
+  adoptOperatorDomains(names: readonly string[]): Promise<string[]>;
   getProject(id: string): Promise<ProjectRecord | undefined>;
   findProjectByName(domainId: string, name: string): Promise<ProjectRecord | undefined>;
   upsertProject(p: ProjectRecord): Promise<void>;

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { after, before, describe, it } from 'node:test';
-import { call, demoLogin, login, type HttpResult, type TestGateway, startTestGateway } from '../helpers/gateway.js';
+import { call, login, passwordAuth, type HttpResult, type TestGateway, startTestGateway } from '../helpers/gateway.js';
 import { signedCall, type AkSk } from '../helpers/aksk.js';
 import { RfbTestClient } from '../helpers/rfb-client.js';
 import { deriveProjectId } from '../../src/domain/fleet.js';
@@ -61,14 +61,21 @@ describe('access keys and audit trail', () => {
     return r;
   }
   const as = (token: string) => ({ 'x-auth-token': token });
+  const domainLogin = async (user: string, password: string, domain: string): Promise<string> => {
+    const r = await call(`${t.url}/v3/auth/tokens`, { json: passwordAuth(user, password, domain, { domain: { name: domain } }) });
+    assert.equal(r.status, 201, r.text);
+    return r.headers.get('x-subject-token')!;
+  };
 
   before(async () => {
     t = await startTestGateway({ fleet: FLEET, args: ['--ratelimit-per-second', '10000', '--ratelimit-per-minute', '1000000'] });
     f = t.gw.demo!.facts;
     secrets.push(f.password, f.sk!, f.vnc_password);
-    demoToken = await demoLogin(t);
+    // The domain administrators manage keys and read the audit trail domain-wide: domain-scoped tokens
+    // (a project-scoped one acts on its project only, security #3).
+    demoToken = await domainLogin(f.user, f.password, f.domain);
     aliceToken = await login(t.url, 'alice', 'alice-password', 'acme', labId);
-    rootToken = await login(t.url, 'root', 'root-password', 'acme', labId);
+    rootToken = await domainLogin('root', 'root-password', 'acme');
     secrets.push(demoToken, aliceToken, rootToken);
     const list = await api(CREDS, { headers: as(demoToken) });
     demoUserId = (list.body as { credentials: Credential[] }).credentials[0]!.user_id;

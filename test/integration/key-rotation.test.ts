@@ -18,7 +18,7 @@ import { deriveProjectId, deriveResourceId } from '../../src/domain/fleet.js';
 import { SecretBox, keyIdOf } from '../../src/domain/secrets.js';
 import { startGateway, type Gateway } from '../../src/gateway.js';
 import { signedCall } from '../helpers/aksk.js';
-import { call, login } from '../helpers/gateway.js';
+import { call, login, passwordAuth } from '../helpers/gateway.js';
 import { cli, json } from '../helpers/cli.js';
 import { RfbTestClient } from '../helpers/rfb-client.js';
 
@@ -84,7 +84,8 @@ domains:
         desktops: [{ name: desk-1, ${endpoint} }]
 `);
     const a = await node('node-a', K1, [], fleet);
-    const token = await login(a.url, 'root', 'root-password', 'rot-co', projectId);
+    // Access keys are managed domain-wide: a domain-scoped token (security #3).
+    const token = (await call(`${a.url}/v3/auth/tokens`, { json: passwordAuth('root', 'root-password', 'rot-co', { domain: { name: 'rot-co' } }) })).headers.get('x-subject-token')!;
     const root = (await a.store.identity.findUserByName((await a.store.identity.findDomainByName('rot-co'))!.id, 'root'))!;
     const made = await call(`${a.url}/admin/v1/access-keys`, { json: { access_key: { user_id: root.id } }, headers: { 'x-auth-token': token } });
     assert.equal(made.status, 201, made.text);

@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { deriveProjectId, deriveResourceId } from '../../src/domain/fleet.js';
 import { probeEndpoint } from '../../src/proxy/prober.js';
 import { poll } from '../helpers/browser.js';
-import { call, login, startTestGateway, type TestGateway } from '../helpers/gateway.js';
+import { call, login, passwordAuth, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { RfbTestClient } from '../helpers/rfb-client.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -149,7 +149,9 @@ domains:
 
   it('a stopped machine is refused whatever the probe says', async () => {
     const f = t.gw.demo!.facts;
-    const r = await fetch(`${t.url}/admin/v1/cloudservers/${ecsId}`, { method: 'PATCH', headers: { 'x-auth-token': await login(t.url, f.user, f.password, f.domain, f.project_id), 'content-type': 'application/json' }, body: JSON.stringify({ cloudserver: { status: 'SHUTOFF' } }) });
+    // An operator's domain-scoped token (one scoped to the demo project acts on that project only).
+    const operator = (await call(`${t.url}/v3/auth/tokens`, { json: passwordAuth(f.user, f.password, f.domain, { domain: { name: f.domain } }) })).headers.get('x-subject-token')!;
+    const r = await fetch(`${t.url}/admin/v1/cloudservers/${ecsId}`, { method: 'PATCH', headers: { 'x-auth-token': operator, 'content-type': 'application/json' }, body: JSON.stringify({ cloudserver: { status: 'SHUTOFF' } }) });
     assert.equal(r.status, 200, 'the demo domain is an operator domain: its administrator manages probe-co too');
     const [ecs] = await consoles();
     assert.deepEqual(ecs.body, { error: { code: 'Ecs.0000', message: `Instance[${ecsId}] is not running.` } });

@@ -37,7 +37,7 @@ const hex32 = () => randomBytes(16).toString('hex');
 interface Tenant { domain: DomainRecord; project: ProjectRecord; user: UserRecord }
 
 async function tenant(store: Store): Promise<Tenant> {
-  const domain = { id: hex32(), name: `d-${hex32()}`, createdAt: T0 };
+  const domain = { id: hex32(), name: `d-${hex32()}`, createdAt: T0, operator: false };
   const project = { id: hex32(), domainId: domain.id, name: 'cn-north-4', createdAt: T0 + 1 };
   const user: UserRecord = {
     id: hex32(), domainId: domain.id, name: 'alice', passwordHash: 'scrypt$x', domainAdmin: false, disabled: false, passwordExpiresAt: null, createdAt: T0 + 2,
@@ -92,7 +92,7 @@ function contract(name: string, open: () => Promise<Store>, opts: { dialect: Sto
 
     describe('identity', () => {
       it('upsertDomain inserts then renames; getDomain and findDomainByName read it; unknown is undefined', async () => {
-        const d = { id: hex32(), name: `d-${hex32()}`, createdAt: T0 };
+        const d = { id: hex32(), name: `d-${hex32()}`, createdAt: T0, operator: false };
         await store.identity.upsertDomain(d);
         assert.deepEqual(await store.identity.getDomain(d.id), d);
         assert.deepEqual(await store.identity.findDomainByName(d.name), d);
@@ -103,8 +103,23 @@ function contract(name: string, open: () => Promise<Store>, opts: { dialect: Sto
         assert.equal(await store.identity.getDomain(hex32()), undefined);
       });
 
+      it('security #1: the operator flag is written on insert only; a rename keeps it; adoption leaves recorded flags alone', async () => {
+        const op = { id: hex32(), name: `op-${hex32()}`, createdAt: T0, operator: true };
+        const plain = { id: hex32(), name: `pl-${hex32()}`, createdAt: T0, operator: false };
+        await store.identity.upsertDomain(op);
+        await store.identity.upsertDomain(plain);
+        assert.equal((await store.identity.getDomain(op.id))?.operator, true);
+        await store.identity.upsertDomain({ ...op, name: `op2-${hex32()}`, operator: false });
+        await store.identity.upsertDomain({ ...plain, operator: true });
+        assert.equal((await store.identity.getDomain(op.id))?.operator, true, 'a rename keeps the flag');
+        assert.equal((await store.identity.findDomainByName(plain.name))?.operator, false, 'an upsert of an existing domain never grants it');
+        assert.deepEqual(await store.identity.adoptOperatorDomains([plain.name]), [], 'domains with a recorded flag are not adopted by name');
+        assert.equal((await store.identity.getDomain(plain.id))?.operator, false);
+        assert.equal((await store.identity.getDomain(op.id))?.operator, true);
+      });
+
       it('refuses a second domain with the same name', async () => {
-        await assert.rejects(store.identity.upsertDomain({ id: hex32(), name: t.domain.name, createdAt: T0 }));
+        await assert.rejects(store.identity.upsertDomain({ id: hex32(), name: t.domain.name, createdAt: T0, operator: false }));
       });
 
       it('projects: upsert, get, findProjectByName scoped to the domain; (domain, name) is unique; the domain must exist', async () => {
@@ -654,7 +669,7 @@ function contract(name: string, open: () => Promise<Store>, opts: { dialect: Sto
         assert.equal(await store.accessKeys.get(key.accessKey), undefined);
         assert.equal(await store.accessKeys.getLockout(key.accessKey), undefined);
         assert.equal(await store.identity.deleteUser(bob.id), false);
-        const empty = { id: hex32(), name: `e-${hex32()}`, createdAt: T0 };
+        const empty = { id: hex32(), name: `e-${hex32()}`, createdAt: T0, operator: false };
         await store.identity.upsertDomain(empty);
         assert.equal(await store.identity.deleteDomain(empty.id), true);
         assert.equal(await store.identity.getDomain(empty.id), undefined);
@@ -777,7 +792,7 @@ function contract(name: string, open: () => Promise<Store>, opts: { dialect: Sto
       });
 
       it('transaction commits every write together, or none when it throws', async () => {
-        const d = { id: hex32(), name: `tx-${hex32()}`, createdAt: T0 };
+        const d = { id: hex32(), name: `tx-${hex32()}`, createdAt: T0, operator: false };
         const p = { id: hex32(), domainId: d.id, name: 'p', createdAt: T0 };
         await assert.rejects(store.transaction(async (tx) => {
           await tx.identity.upsertDomain(d);

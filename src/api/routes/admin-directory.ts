@@ -176,7 +176,8 @@ export function registerAdminDirectoryRoutes(app: FastifyInstance, ctx: ApiConte
     if (!ctx.accessKeys) throw new ApiError('unavailable', 'Access keys are not enabled on this gateway.');
     return ctx.accessKeys;
   };
-  const requireAdmin = (p: Awaited<ReturnType<Authenticate>>, action: string) => adminServices(ctx).access.require(p, action);
+  // Domain-wide: other users' keys are never reachable with a project-scoped credential.
+  const requireAdmin = (p: Awaited<ReturnType<Authenticate>>, action: string) => adminServices(ctx).access.requireDomainScope(p, action);
   const description = (v: unknown): string | undefined => {
     if (v === undefined) return undefined;
     if (typeof v !== 'string' || v.length > MAX_DESCRIPTION_LENGTH) throw new ApiError('bad_request', `access_key.description must be at most ${MAX_DESCRIPTION_LENGTH} characters.`);

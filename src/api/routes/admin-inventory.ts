@@ -23,12 +23,13 @@ import { systemClock } from '../../domain/clock.js';
 import { vncUrl } from '../../domain/endpoint-spec.js';
 import { endpointOptionsView } from '../../domain/endpoint-options.js';
 import { FleetError, parseFleet } from '../../domain/fleet.js';
-import { executeFleetPlan, planFleet } from '../../domain/fleet-plan.js';
+import { executeFleetPlan, planFleet, resolveFleetDomain } from '../../domain/fleet-plan.js';
 import { TOKEN_ID_LENGTH } from '../../domain/inventory.js';
 import { keyStatus, rotateKeys } from '../../domain/key-rotation.js';
 import { loginStatusOf, reachabilityOf, serverStatusOf } from '../../domain/liveness.js';
 import type { ConsoleSessionRecord, ConsoleTokenRecord, ProbeRecord, ProjectRecord, ResourceKind, ResourceRecord, SessionActivity } from '../../store/types.js';
 import type { ApiContext } from '../context.js';
+import type { Principal } from '../../domain/authz.js';
 import { jsonBody } from '../http.js';
 import type { makeAuthenticate } from '../auth.js';
 import { adminServices, queryString, wrapped } from './admin-directory.js';
@@ -58,11 +59,16 @@ export function endpointView(r: ResourceRecord, defaultZone: string): Json | nul
   return out;
 }
 
-export function liveView(r: ResourceRecord, probe: ProbeRecord | undefined, activity: SessionActivity | undefined, now: number): Json {
+/**
+ * The live state. `failure` (why the prober found it down: refused, timeout, …) is shown to gateway
+ * operators only: to a tenant it would tell open from closed from filtered ports of whatever host an
+ * endpoint names (security review #10); tenants see the plain state.
+ */
+export function liveView(r: ResourceRecord, probe: ProbeRecord | undefined, activity: SessionActivity | undefined, now: number, showFailure: boolean): Json {
   const reach = reachabilityOf(r, probe);
   const out: Json = {
     reachability: reach, checked_at: reach === 'unknown' ? null : iso(probe?.checkedAt), since: reach === 'unknown' ? null : iso(probe?.changedAt),
-    failure: reach === 'down' ? probe?.failure ?? null : null, rfb_version: reach === 'up' ? probe?.rfbVersion ?? null : null,
+    failure: reach === 'down' && showFailure ? probe?.failure ?? null : null, rfb_version: reach === 'up' ? probe?.rfbVersion ?? null : null,
     sessions_open: activity?.open ?? 0,
   };
   if (r.kind === 'desktop') out.login_status = loginStatusOf(r, probe, activity, now);
@@ -70,10 +76,12 @@ export function liveView(r: ResourceRecord, probe: ProbeRecord | undefined, acti
   return out;
 }
 
-function machineView(r: ResourceRecord, project: ProjectRecord | undefined, probe: ProbeRecord | undefined, activity: SessionActivity | undefined, now: number, defaultZone: string): Json {
+function machineView(
+  r: ResourceRecord, project: ProjectRecord | undefined, probe: ProbeRecord | undefined, activity: SessionActivity | undefined, now: number, defaultZone: string, showFailure: boolean,
+): Json {
   return {
     id: r.id, type: r.kind, name: r.name, project_id: r.projectId, domain_id: project?.domainId ?? null, status: r.status, attributes: r.attributes,
-    console: endpointView(r, defaultZone), live: liveView(r, probe, activity, now), created_at: iso(r.createdAt), updated_at: iso(r.updatedAt),
+    console: endpointView(r, defaultZone), live: liveView(r, probe, activity, now, showFailure), created_at: iso(r.createdAt), updated_at: iso(r.updatedAt),
   };
 }
 
@@ -91,15 +99,16 @@ export function registerAdminInventoryRoutes(app: FastifyInstance, ctx: ApiConte
   };
   const defaultZone = ctx.config.console.defaultZone;
 
-  async function views(list: ResourceRecord[], projects: Map<string, ProjectRecord>): Promise<Json[]> {
+  async function views(p: Principal, list: ResourceRecord[], projects: Map<string, ProjectRecord>): Promise<Json[]> {
+    const showFailure = svc().access.isOperator(p);
     const ids = list.map((r) => r.id);
     const [probes, activity] = await Promise.all([ctx.store.probes.list(ids), ctx.store.sessions.activity(ids)]);
     const byId = new Map(probes.map((p) => [p.resourceId, p]));
     const t = now();
-    return list.map((r) => machineView(r, projects.get(r.projectId), byId.get(r.id), activity.get(r.id), t, defaultZone));
+    return list.map((r) => machineView(r, projects.get(r.projectId), byId.get(r.id), activity.get(r.id), t, defaultZone, showFailure));
   }
-  async function oneView(r: ResourceRecord, project: ProjectRecord | undefined): Promise<Json> {
-    return (await views([r], new Map(project ? [[project.id, project]] : [])))[0]!;
+  async function oneView(p: Principal, r: ResourceRecord, project: ProjectRecord | undefined): Promise<Json> {
+    return (await views(p, [r], new Map(project ? [[project.id, project]] : [])))[0]!;
   }
 
   // Machines, one set of routes per kind.
@@ -112,20 +121,20 @@ export function registerAdminInventoryRoutes(app: FastifyInstance, ctx: ApiConte
       const name = queryString(req, 'name');
       const status = queryString(req, 'status');
       const list = resources.sort(byCreation).filter((r) => (name === undefined || r.name.toLowerCase().includes(name.toLowerCase())) && (status === undefined || r.status === status));
-      return { [plural]: await views(list, projects), count: list.length };
+      return { [plural]: await views(p, list, projects), count: list.length };
     });
     app.post(base, cfg(`admin:${plural}:create`), async (req, reply) => {
       const p = await authenticate(req);
       const b = wrapped(req, kind);
       const r = await svc().inventory.create(p, kind, { projectId: b.project_id, name: b.name, id: b.id, status: b.status, attributes: b.attributes, console: b.console });
       audit(req, kind, r.id, r.projectId);
-      return reply.code(201).send({ [kind]: await oneView(r, await ctx.store.identity.getProject(r.projectId)) });
+      return reply.code(201).send({ [kind]: await oneView(p, r, await ctx.store.identity.getProject(r.projectId)) });
     });
     app.get<{ Params: { id: string } }>(`${base}/:id`, cfg(`admin:${plural}:get`), async (req) => {
       audit(req, kind, req.params.id);
       const p = await authenticate(req);
       const { resource, project } = await svc().inventory.get(p, kind, req.params.id);
-      return { [kind]: await oneView(resource, project) };
+      return { [kind]: await oneView(p, resource, project) };
     });
     app.patch<{ Params: { id: string } }>(`${base}/:id`, cfg(`admin:${plural}:update`), async (req) => {
       audit(req, kind, req.params.id);
@@ -133,7 +142,7 @@ export function registerAdminInventoryRoutes(app: FastifyInstance, ctx: ApiConte
       const b = wrapped(req, kind);
       for (const k of Object.keys(b)) if (!['name', 'status', 'attributes', 'console'].includes(k)) throw new ApiError('bad_request', `${kind}.${k} cannot be changed (name, status, attributes, console can).`);
       const { resource, changed } = await svc().inventory.update(p, kind, req.params.id, b);
-      return { [kind]: await oneView(resource, await ctx.store.identity.getProject(resource.projectId)), changed };
+      return { [kind]: await oneView(p, resource, await ctx.store.identity.getProject(resource.projectId)), changed };
     });
     app.delete<{ Params: { id: string } }>(`${base}/:id`, cfg(`admin:${plural}:delete`), async (req, reply) => {
       audit(req, kind, req.params.id);
@@ -150,13 +159,13 @@ export function registerAdminInventoryRoutes(app: FastifyInstance, ctx: ApiConte
     const b = jsonBody(req);
     if (!isObj(b)) throw new ApiError('bad_request', 'Request body must be {"user_name": …, "user_group"?: …}.');
     const { resource, changed } = await svc().inventory.assignUser(p, req.params.id, b.user_name, b.user_group);
-    return { desktop: await oneView(resource, await ctx.store.identity.getProject(resource.projectId)), changed };
+    return { desktop: await oneView(p, resource, await ctx.store.identity.getProject(resource.projectId)), changed };
   });
   app.delete<{ Params: { id: string; user_name: string } }>('/admin/v1/desktops/:id/users/:user_name', cfg('admin:desktops:unassignUser'), async (req) => {
     audit(req, 'desktop', req.params.id);
     const p = await authenticate(req);
     const { resource, changed } = await svc().inventory.unassignUser(p, req.params.id, req.params.user_name);
-    return { desktop: await oneView(resource, await ctx.store.identity.getProject(resource.projectId)), changed };
+    return { desktop: await oneView(p, resource, await ctx.store.identity.getProject(resource.projectId)), changed };
   });
 
   // Console endpoints.
@@ -250,7 +259,7 @@ export function registerAdminInventoryRoutes(app: FastifyInstance, ctx: ApiConte
     const id = req.params.session_id;
     const s = /^[0-9a-f-]{36}$/.test(id) ? await ctx.store.sessions.get(id) : undefined;
     const project = s && (await ctx.store.identity.getProject(s.projectId));
-    if (!s || !project || !access.canManageDomain(p, project.domainId)) throw new ApiError('not_found', `Could not find console session: ${id.slice(0, 64)}.`);
+    if (!s || !project || !access.canManageProject(p, project)) throw new ApiError('not_found', `Could not find console session: ${id.slice(0, 64)}.`);
     req.auditResource = { kind: 'console_session', id: s.id, projectId: s.projectId };
     if (s.endedAt !== null) throw new ApiError('conflict', `Console session ${s.id} already ended (${s.closeReason ?? 'closed'}).`);
     const outcome = await sessions.endSession(s, CloseCode.KILLED, CloseReason.KILLED);
@@ -263,7 +272,7 @@ export function registerAdminInventoryRoutes(app: FastifyInstance, ctx: ApiConte
   app.post('/admin/v1/fleet', { ...cfg('admin:fleet:apply'), bodyLimit: FLEET_BODY_LIMIT }, async (req) => {
     const p = await authenticate(req);
     const { access } = svc();
-    access.require(p, 'admin:fleet:apply');
+    access.requireDomainScope(p, 'admin:fleet:apply');
     const b = jsonBody(req);
     if (!isObj(b) || typeof b.fleet !== 'string') throw new ApiError('bad_request', 'Request body must be {"fleet": "<YAML text>", "source"?, "dry_run"?, "prune"?}.');
     const source = typeof b.source === 'string' && /^[^\n]{1,200}$/.test(b.source) ? b.source : 'fleet';
@@ -272,13 +281,24 @@ export function registerAdminInventoryRoutes(app: FastifyInstance, ctx: ApiConte
     const prune = b.prune === true;
     try {
       const spec = parseFleet(b.fleet, source);
+      // The same rules as the one-object APIs (security review #1): a domain administrator applies files
+      // about their own domain only; creating or renaming a domain needs an operator. Checked against
+      // every stored domain an entry matches (by name and by id) before planning, so a refused file
+      // learns nothing about other domains, and again over every change of the plan.
+      const operator = access.isOperator(p);
+      const forbidden = (d: string, why: string) => new ApiError('forbidden', `The fleet file names domain ${d}, ${why}.`);
       for (const d of spec.domains) {
-        const existing = (await ctx.store.identity.findDomainByName(d.name)) ?? (await ctx.store.identity.getDomain(d.id));
-        if (existing ? !access.canManageDomain(p, existing.id) : !access.isOperator(p)) {
-          throw new ApiError('forbidden', `The fleet file names domain ${d.name}, which you do not administer${existing ? '' : ' (creating domains needs an operator)'}.`);
-        }
+        const { byName, match } = await resolveFleetDomain(ctx.store, d);
+        for (const x of [byName, match]) if (x && !access.canManageDomain(p, x.id)) throw forbidden(d.name, 'which you do not administer');
+        if (!match && !operator) throw forbidden(d.name, 'which you do not administer (creating domains needs an operator)');
+        if (match && match.name !== d.name && !operator) throw forbidden(d.name, `which would rename domain ${match.name} (renaming domains needs an operator)`);
       }
-      const planned = await planFleet(ctx.store, svc().secrets, spec, { prune, protectUserId: p.userId });
+      const planned = await planFleet(ctx.store, svc().secrets, spec, {
+        prune, protectUserId: p.userId, backends: svc().backends, ...(operator ? { operatorDomainNames: access.operatorDomainNames } : {}),
+      });
+      for (const c of planned.plan.changes) {
+        if (!access.canManageDomain(p, c.domainId) || (c.type === 'domain' && !operator)) throw forbidden(c.name.split('/')[0] ?? c.name, 'which you do not administer');
+      }
       if (!dryRun) {
         await executeFleetPlan(ctx.store, planned, now());
         await svc().resourcesChanged(planned.plan.revoked);

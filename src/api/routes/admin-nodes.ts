@@ -4,7 +4,7 @@
  *                          heartbeat_at, state (`up`; `stale`: heartbeat older than
  *                          cluster.node_timeout_seconds, not declared yet; `lost`: declared lost, its
  *                          sessions closed), draining, lost_at, sessions_open, self (the node answering)
- * Domain administrators only. `sessions_open` counts the open sessions of the projects the caller
+ * Domain administrators only, with a domain-scoped credential. `sessions_open` counts the open sessions of the projects the caller
  * manages (an operator: all of them), so one tenant does not learn another's activity.
  */
 import type { FastifyInstance } from 'fastify';
@@ -23,7 +23,7 @@ export function registerAdminNodeRoutes(app: FastifyInstance, ctx: ApiContext, a
   app.get('/admin/v1/nodes', { config: { service: 'admin', action: 'admin:nodes:list' } }, async (req, reply) => {
     const p = await authenticate(req);
     const { access, nodeId } = adminServices(ctx);
-    access.require(p, 'admin:nodes:list');
+    access.requireDomainScope(p, 'admin:nodes:list');
     const projects = access.isOperator(p) ? undefined : (await access.projects(p)).map((x) => x.id);
     const [nodes, counts] = await Promise.all([ctx.store.nodes.list(), ctx.store.nodes.openSessionCounts(projects)]);
     const now = (ctx.clock ?? systemClock).now();

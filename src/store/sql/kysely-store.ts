@@ -15,6 +15,7 @@ import type {
 import type {
   AccessKeysTable, AuditEventsTable, ConsoleSessionsTable, ConsoleTokensTable, Database, EndpointProbesTable, ResourcesTable, UsersTable,
 } from './schema.js';
+import type { DomainsTable } from './schema.js';
 
 import { sql, type Updateable } from 'kysely';
 import { WriteQueue } from './write-queue.js';
@@ -45,6 +46,10 @@ export function timeOrderedId(ms: number): string {
 
 const num = (v: unknown): number => (typeof v === 'string' ? Number(v) : (v as number));
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : num(v));
+
+function toDomain(r: Selectable<DomainsTable>): DomainRecord {
+  return { id: r.id, name: r.name, createdAt: num(r.created_at), operator: numOrNull(r.operator) === 1 };
+}
 
 function toUser(r: Selectable<UsersTable>): UserRecord {
   return {
@@ -128,11 +133,11 @@ class SqlIdentity implements IdentityRepo {
   constructor(private readonly db: Kysely<Database>) {}
   async getDomain(id: string): Promise<DomainRecord | undefined> {
     const r = await this.db.selectFrom('domains').selectAll().where('id', '=', id).executeTakeFirst();
-    return r && { id: r.id, name: r.name, createdAt: num(r.created_at) };
+    return r && toDomain(r);
   }
   async listDomains(): Promise<DomainRecord[]> {
     const rows = await this.db.selectFrom('domains').selectAll().orderBy('name').execute();
-    return rows.map((r) => ({ id: r.id, name: r.name, createdAt: num(r.created_at) }));
+    return rows.map(toDomain);
   }
   async deleteDomain(id: string): Promise<boolean> {
     const res = await this.db.deleteFrom('domains').where('id', '=', id).executeTakeFirst();
@@ -171,11 +176,21 @@ class SqlIdentity implements IdentityRepo {
   }
   async findDomainByName(name: string): Promise<DomainRecord | undefined> {
     const r = await this.db.selectFrom('domains').selectAll().where('name', '=', name).executeTakeFirst();
-    return r && { id: r.id, name: r.name, createdAt: num(r.created_at) };
+    return r && toDomain(r);
   }
   async upsertDomain(d: DomainRecord): Promise<void> {
-    await this.db.insertInto('domains').values({ id: d.id, name: d.name, created_at: d.createdAt })
+    // A rename never grants or drops operator status: the flag is written on insert only.
+    await this.db.insertInto('domains').values({ id: d.id, name: d.name, created_at: d.createdAt, operator: d.operator ? 1 : 0 })
       .onConflict((oc) => oc.column('id').doUpdateSet({ name: d.name })).execute();
+  }
+  async adoptOperatorDomains(names: readonly string[]): Promise<string[]> {
+    return inTransaction(this.db, async (trx) => {
+      const undecided = await trx.selectFrom('domains').select(['id', 'name']).where('operator', 'is', null).execute();
+      const adopted = undecided.filter((r) => names.includes(r.name)).map((r) => r.id);
+      if (adopted.length > 0) await trx.updateTable('domains').set({ operator: 1 }).where('id', 'in', adopted).where('operator', 'is', null).execute();
+      await trx.updateTable('domains').set({ operator: 0 }).where('operator', 'is', null).execute();
+      return adopted;
+    });
   }
   async getProject(id: string): Promise<ProjectRecord | undefined> {
     const r = await this.db.selectFrom('projects').selectAll().where('id', '=', id).executeTakeFirst();

@@ -268,6 +268,14 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('audit_events').addColumn('count', 'integer', (c) => c.notNull().defaultTo(1)).execute();
     },
   },
+  '0009_operator_domains': {
+    async up(db: Kysely<unknown>) {
+      // Operator status belongs to a domain id, recorded when the domain is created (security review
+      // #1: it used to follow the name, which a tenant could take). Existing rows stay NULL until the
+      // gateway adopts them at start (IdentityRepo.adoptOperatorDomains).
+      await db.schema.alterTable('domains').addColumn('operator', 'integer').execute();
+    },
+  },
 };
 
 class StaticProvider implements MigrationProvider {

@@ -4,7 +4,11 @@
  */
 import type { Generated } from 'kysely';
 
-export interface DomainsTable { id: string; name: string; created_at: number }
+export interface DomainsTable {
+  id: string; name: string; created_at: number;
+  /** Added by migration 0009: 1 = operator domain, 0 = not, NULL = created before flags were recorded (adopted at start). */
+  operator: number | null;
+}
 export interface ProjectsTable { id: string; domain_id: string; name: string; created_at: number }
 export interface UsersTable {
   id: string; domain_id: string; name: string; password_hash: string; domain_admin: number; disabled: number;
