@@ -191,7 +191,7 @@ export interface IdentityRepo {
   /** Inserts the domain, or renames it: `operator` is written on insert only. */
   upsertDomain(d: DomainRecord): Promise<void>;
   /**
-   * Domains from before operator flags were recorded (migration 0007) get theirs once: set when their
+   * Domains from before operator flags were recorded (migration 0009) get theirs once: set when their
    * current name is in `names`, cleared otherwise. Returns the ids flagged. Later calls touch nothing.
    */
   adoptOperatorDomains(names: readonly string[]): Promise<string[]>;

@@ -42,7 +42,7 @@ export interface AuditEventsTable {
   user_agent: string | null; result: string; code: string | null; detail: string | null;
   /** Added by migration 0002. */
   domain_id: string | null;
-  /** Added by migration 0007: refused calls this row stands for (aggregated refusals), else 1. */
+  /** Added by migration 0008: refused calls this row stands for (aggregated refusals), else 1. */
   count: Generated<number>;
 }
 export interface AccessKeysTable {
