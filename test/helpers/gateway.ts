@@ -70,6 +70,14 @@ export async function login(url: string, user: string, password: string, domain:
   return r.headers.get('x-subject-token')!;
 }
 
+/** Logs in as the demo user with domain scope (domain-wide admin calls need it: security #3). */
+export async function demoDomainLogin(t: TestGateway): Promise<string> {
+  const f = t.gw.demo!.facts;
+  const r = await call(`${t.url}/v3/auth/tokens`, { json: passwordAuth(f.user, f.password, f.domain, { domain: { name: f.domain } }) });
+  if (r.status !== 201) throw new Error(`login failed: ${r.status} ${r.text}`);
+  return r.headers.get('x-subject-token')!;
+}
+
 /** Logs in as the demo user into the demo project. */
 export async function demoLogin(t: TestGateway): Promise<string> {
   const f = t.gw.demo!.facts;

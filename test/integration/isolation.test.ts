@@ -66,7 +66,7 @@ describe('isolation matrix', () => {
   const record = (r: HttpResult) => { bodies.push(r.text); return r; };
 
   before(async () => {
-    t = await startTestGateway({ fleet: FLEET, args: ['--ratelimit-per-second', '10000', '--ratelimit-per-minute', '1000000'] });
+    t = await startTestGateway({ fleet: FLEET, args: ['--ratelimit-per-second', '10000', '--ratelimit-per-minute', '1000000', '--ratelimit-per-address-per-second', '100000', '--ratelimit-per-address-per-minute', '10000000'] });
     f = t.gw.demo!.facts;
     demo = { cloudserver: f.cloudserver_id, physicalserver: f.physicalserver_id, desktop: f.desktop_id };
     demoToken = await demoLogin(t);

@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { call, demoLogin, startTestGateway, type HttpResult, type TestGateway } from '../helpers/gateway.js';
+import { call, demoDomainLogin, demoLogin, startTestGateway, type HttpResult, type TestGateway } from '../helpers/gateway.js';
 import { signedCall } from '../helpers/aksk.js';
 import { sha256Hex } from '../../src/domain/passwords.js';
 import { REFUSAL_WINDOW_MS } from '../../src/domain/audit.js';
@@ -102,7 +102,7 @@ describe('security #6: refused unauthenticated calls in the audit trail', () => 
     assert.equal(row.domainId, null);
     assert.equal(row.actorUserId, null);
     // The tenant's domain administrator does not see it in the domain's trail.
-    const token = await demoLogin(t);
+    const token = await demoDomainLogin(t);
     const trail = await call(`${t.url}/admin/v1/audit-events?action=${action}`, { headers: { 'x-auth-token': token } });
     assert.equal(trail.status, 200, trail.text);
     assert.equal(JSON.stringify(trail.body).includes('attacker-chosen'), false);
