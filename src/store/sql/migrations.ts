@@ -249,6 +249,12 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('resources').addColumn('endpoint_options', 'text').execute();
     },
   },
+  '0007_probe_reason': {
+    async up(db: Kysely<unknown>) {
+      // The VNC server's own failure/refusal text from the last probe (domain/liveness.ts: auth_failed, refused).
+      await db.schema.alterTable('endpoint_probes').addColumn('reason', 'text').execute();
+    },
+  },
 };
 
 class StaticProvider implements MigrationProvider {
