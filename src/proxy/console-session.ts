@@ -27,7 +27,7 @@
  * is lost.
  */
 import { connect, type Socket } from 'node:net';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import type { RawData, WebSocket } from 'ws';
 import { CloseCode, CloseReason, type CloseCodeName } from '../close-codes.js';
 import {
@@ -42,6 +42,7 @@ import { ServerHandshake, type ServerHandshakeResult } from '../rfb/server-hands
 import { ClientStreamFilter, clipboardFromMachine, needsServerFraming, type ClipboardPolicy } from '../rfb/client-filter.js';
 import type { PixelFormat } from '../rfb/messages.js';
 import { ServerStreamFilter, isFramableEncoding } from '../rfb/server-filter.js';
+import { startBackendTls } from './backend-tls.js';
 import { copyRead, sharedReadBuffer } from './read-buffers.js';
 
 export interface BackendTarget {
@@ -399,19 +400,14 @@ class ConsoleSession {
       step = hs.feed(chunk);
     } catch (err) {
       if (!(err instanceof RfbError)) throw err;
-      const name: CloseCodeName = err.code === 'RFB_AUTH_FAILED' ? 'BACKEND_AUTH_FAILED' : 'BACKEND_PROTOCOL';
-      return this.finish(name, `backend handshake (${hs.phase}): ${err.code}: ${err.message}`, 'destroy');
+      return this.finish(closeNameOf(err), `backend handshake (${hs.phase}): ${err.code}: ${err.message}`, 'destroy');
     }
     for (const b of step.send) this.writeBackend(b);
     if (step.startTls) return this.startTls(step.startTls);
     if (step.done) this.onBackendReady(step.done);
   }
 
-  /**
-   * VeNCrypt: wrap the TCP socket in TLS. The certificate must chain to the endpoint's CA (TLS ≥ 1.2;
-   * without a CA, Node's root store); the name is checked only when a servername is configured (it is
-   * also sent as SNI). TLS failures are BACKEND_PROTOCOL.
-   */
+  /** VeNCrypt: wrap the TCP socket in TLS (backend-tls.ts: CA, servername, anonymous subtypes). TLS failures are BACKEND_PROTOCOL. */
   private startTls(req: StartTlsRequest): void {
     const raw = this.socket as Socket;
     raw.removeAllListeners('data');
@@ -419,25 +415,7 @@ class ConsoleSession {
     raw.removeAllListeners('error');
     raw.removeAllListeners('close');
     raw.on('error', () => undefined); // reported through the TLS socket
-    // Anonymous subtypes (only when the endpoint allows them): TLS 1.2 anonymous (EC)DH suites,
-    // which need OpenSSL security level 0; there is no certificate to check.
-    const secure = req.anonymous
-      ? tlsConnect({
-        socket: raw,
-        minVersion: 'TLSv1.2',
-        maxVersion: 'TLSv1.2',
-        ciphers: 'aNULL:!eNULL:@SECLEVEL=0',
-        rejectUnauthorized: false,
-        checkServerIdentity: () => undefined,
-      })
-      : tlsConnect({
-        socket: raw,
-        ...(req.tls.ca ? { ca: req.tls.ca } : {}),
-        cert: req.tls.cert,
-        key: req.tls.key,
-        minVersion: 'TLSv1.2',
-        ...(req.tls.servername ? { servername: req.tls.servername } : { checkServerIdentity: () => undefined }),
-      });
+    const secure = startBackendTls(raw, req);
     this.socket = secure;
     this.tlsPending = true;
     secure.once('secureConnect', () =>
@@ -527,12 +505,33 @@ class ConsoleSession {
     if (this.state === 'connecting') {
       this.finish('BACKEND_UNREACHABLE', `connect to ${this.target.host}:${this.target.port} failed`);
     } else if (this.state === 'handshaking') {
-      const phase = this.backendHs ? `backend handshake (${this.backendHs.phase})` : 'waiting for the browser handshake';
-      this.finish('BACKEND_CLOSED', `backend closed during ${phase}`);
+      const refusal = this.backendHs ? undefined : this.earlyRefusal();
+      if (refusal) {
+        this.finish(closeNameOf(refusal), `backend closed before the browser handshake finished: ${refusal.code}: ${refusal.message}`);
+      } else {
+        const phase = this.backendHs ? `backend handshake (${this.backendHs.phase})` : 'waiting for the browser handshake';
+        this.finish('BACKEND_CLOSED', `backend closed during ${phase}`);
+      }
     } else if (this.state === 'relaying') {
       this.finish('BACKEND_CLOSED', 'backend closed the connection');
     }
     this.maybeClosed();
+  }
+
+  /**
+   * The server's own refusal or failure in what it sent before closing, while the browser had not
+   * finished its handshake yet (TigerVNC's blacklist answers `RFB 003.003`, type 0, "Too many
+   * security failures" and hangs up at once): the bytes are run through a handshake of their own,
+   * whose replies are never sent.
+   */
+  private earlyRefusal(): RfbError | undefined {
+    if (this.earlyBackendBytes === 0) return undefined;
+    try {
+      new ClientHandshake({ credential: this.target.credential, shared: true }).feed(Buffer.concat(this.earlyBackend));
+    } catch (err) {
+      if (err instanceof RfbError) return err;
+    }
+    return undefined;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -668,6 +667,13 @@ class ConsoleSession {
   private log(obj: object, msg: string): void {
     this.hooks.log?.(obj, msg);
   }
+}
+
+/** The close code for a failed backend handshake: the server refused us, rejected our credential, or spoke wrongly. */
+function closeNameOf(err: RfbError): CloseCodeName {
+  if (err.code === 'RFB_AUTH_FAILED') return 'BACKEND_AUTH_FAILED';
+  if (err.code === 'RFB_SERVER_REFUSED') return 'BACKEND_REFUSED';
+  return 'BACKEND_PROTOCOL';
 }
 
 function toBuffer(data: RawData): Buffer {
