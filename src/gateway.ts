@@ -318,6 +318,7 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     membership.start();
     const prober = new Prober(store, clock, log, {
       intervalMs: config.probe.intervalSeconds * 1000, timeoutMs: config.probe.timeoutMs, concurrency: config.probe.concurrency, nodeId,
+      credentialOf: (r) => consoles.credentialOf(r),
     }, metrics.proberHooks);
     prober.start();
     const progress = recordSessionProgress(store, upgrade, log);
