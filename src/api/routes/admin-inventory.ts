@@ -25,7 +25,7 @@ import { FleetError, parseFleet } from '../../domain/fleet.js';
 import { executeFleetPlan, planFleet } from '../../domain/fleet-plan.js';
 import { TOKEN_ID_LENGTH } from '../../domain/inventory.js';
 import { keyStatus, rotateKeys } from '../../domain/key-rotation.js';
-import { loginStatusOf, reachabilityOf, serverStatusOf } from '../../domain/liveness.js';
+import { loginStatusOf, probeStateOf, reachabilityOf, serverStatusOf } from '../../domain/liveness.js';
 import type { ConsoleSessionRecord, ConsoleTokenRecord, ProbeRecord, ProjectRecord, ResourceKind, ResourceRecord, SessionActivity } from '../../store/types.js';
 import type { ApiContext } from '../context.js';
 import { jsonBody } from '../http.js';
@@ -57,11 +57,18 @@ export function endpointView(r: ResourceRecord, defaultZone: string): Json | nul
   return out;
 }
 
+/**
+ * The machine's live status. `state` (up, down, auth_failed, refused, unknown) is what the console
+ * can do; `failure` says why not (a stable code); `reason` is the VNC server's own text for
+ * auth_failed/refused (e.g. "Too many security failures"), or the gateway's for no_security_type/tls.
+ */
 export function liveView(r: ResourceRecord, probe: ProbeRecord | undefined, activity: SessionActivity | undefined, now: number): Json {
   const reach = reachabilityOf(r, probe);
+  const state = probeStateOf(r, probe);
   const out: Json = {
-    reachability: reach, checked_at: reach === 'unknown' ? null : iso(probe?.checkedAt), since: reach === 'unknown' ? null : iso(probe?.changedAt),
-    failure: reach === 'down' ? probe?.failure ?? null : null, rfb_version: reach === 'up' ? probe?.rfbVersion ?? null : null,
+    reachability: reach, state, checked_at: reach === 'unknown' ? null : iso(probe?.checkedAt), since: reach === 'unknown' ? null : iso(probe?.changedAt),
+    failure: state === 'unknown' || state === 'up' ? null : probe?.failure ?? null, reason: state === 'unknown' || state === 'up' ? null : probe?.reason ?? null,
+    rfb_version: reach === 'up' ? probe?.rfbVersion ?? null : null,
     sessions_open: activity?.open ?? 0,
   };
   if (r.kind === 'desktop') out.login_status = loginStatusOf(r, probe, activity, now);
