@@ -1,10 +1,13 @@
 /**
- * The liveness prober on the real gateway with a short interval, against a real TCP listener that
- * sends an RFB banner: closed, the machines behind it are marked down within one interval, their
- * console requests get the documented errors (ECS 400 Ecs.0000, CloudDC 400 iMetal.0101, Workspace
- * 400 WKS.0001) instead of a URL, and the list APIs show it (ECS status UNKNOWN, desktop login_status
- * UNREGISTER, CloudDC health Unknown); reopened, they are up again within one interval. A console
- * session makes a desktop CONNECTED, and DISCONNECTED once it ends.
+ * The liveness prober on the real gateway with a short interval. Against a fake VNC server: closed,
+ * the machines behind it are marked down within one interval, their console requests get the
+ * documented errors (ECS 400 Ecs.0000, CloudDC 400 iMetal.0101, Workspace 400 WKS.0001) instead of a
+ * URL, and the list APIs show it (ECS status UNKNOWN, desktop login_status UNREGISTER, CloudDC health
+ * Unknown); reopened, they are up again within one interval. A console session makes a desktop
+ * CONNECTED, and DISCONNECTED once it ends. Against stock servers at their defaults (TigerVNC with its
+ * blacklist on, x11vnc, QEMU with a password): minutes of probing leave every console usable and
+ * nobody on one thrown off; a blacklist refusal and a wrong stored password become the states refused
+ * and auth_failed with the server's own reason.
  */
 import assert from 'node:assert/strict';
 import { connect, createServer, type Socket } from 'node:net';
