@@ -15,7 +15,9 @@
  * Lifecycle (guarded; bad transitions throw): connecting → handshaking → relaying → closing → closed.
  * Every path into `closing` picks one close code + reason from close-codes.ts (the first cause wins),
  * `detail` goes to the log and SessionEnd only, and `onEnd` runs exactly once when both sides are
- * closed (or the close timeout destroyed them).
+ * closed (or the close timeout destroyed them). A session that ends before its backend login started
+ * still logs in (shared) and then closes, since TigerVNC counts an unauthenticated connection as a
+ * failed login (see `loginThenClose`).
  *
  * Backpressure (STYLE §4): socket.write() → false pauses reading the WebSocket until 'drain';
  * bytes handed to ws.send() but not yet written to the browser's socket pause the backend socket
@@ -170,6 +172,8 @@ class ConsoleSession {
   private backendConnected = false;
   /** Between VeNCrypt's startTls and 'secureConnect': errors are TLS handshake failures. */
   private tlsPending = false;
+  /** While closing: a login that finishes before the backend is closed (see `loginThenClose`). */
+  private closingLogin: ((chunk: Uint8Array) => void) | undefined;
   private earlyBackend: Buffer[] = [];
   private earlyBackendBytes = 0;
   /** Browser bytes (already filtered) waiting for the backend handshake to finish. */
@@ -382,6 +386,10 @@ class ConsoleSession {
   }
 
   private onBackendData(chunk: Buffer, release?: () => void): void {
+    if (this.closingLogin) {
+      this.closingLogin(chunk);
+      return release?.();
+    }
     if (this.state === 'closing' || this.state === 'closed') return release?.();
     this.touch();
     if (this.state === 'relaying') return this.fromServer(chunk, release);
@@ -519,6 +527,38 @@ class ConsoleSession {
   }
 
   /**
+   * The session ends before the backend login started (the browser left, failed its handshake or
+   * timed out; a kill, revoke or shutdown): log in anyway — ClientInit shared, so nobody is disconnected — and close after
+   * ServerInit. A connection closed before it authenticates is a failed login to TigerVNC's
+   * blacklist (proxy/prober.ts): five abandoned consoles would lock the gateway out. Bounded by the
+   * close timeout; any failure just destroys the socket. Not for VeNCrypt (no TLS after closing).
+   */
+  private loginThenClose(socket: Socket | TLSSocket): void {
+    const hs = new ClientHandshake({ credential: this.target.credential, shared: true });
+    const give = (chunk: Uint8Array) => {
+      try {
+        const step = hs.feed(chunk);
+        for (const b of step.send) socket.write(b);
+        if (step.startTls) {
+          socket.destroy();
+        } else if (step.done) {
+          this.closingLogin = undefined;
+          socket.end();
+          socket.resume(); // discard what the server still sends until it closes too
+        }
+      } catch {
+        this.closingLogin = undefined;
+        socket.destroy();
+      }
+    };
+    this.closingLogin = give;
+    const early = Buffer.concat(this.earlyBackend);
+    this.earlyBackend = [];
+    this.earlyBackendBytes = 0;
+    if (early.length > 0) give(early);
+  }
+
+  /**
    * The server's own refusal or failure in what it sent before closing, while the browser had not
    * finished its handshake yet (TigerVNC's blacklist answers `RFB 003.003`, type 0, "Too many
    * security failures" and hangs up at once): the bytes are run through a handshake of their own,
@@ -601,6 +641,8 @@ class ConsoleSession {
   /** Enters `closing` with this code/reason (first cause wins) and starts closing both sides. */
   private finishWith(code: number, reason: string, detail: string, backend: 'end' | 'destroy' = 'end'): void {
     if (this.state === 'closing' || this.state === 'closed') return;
+    // The backend is connected and well, only its login has not started (the browser side ended the session).
+    const loginNotStarted = this.state === 'handshaking' && !this.backendHs && !reason.startsWith('backend_');
     this.transition('closing');
     this.end = { code, reason, detail };
     for (const name of ['connect', 'handshake', 'idle', 'maxDuration', 'stall'] as const) this.clearTimer(name);
@@ -621,7 +663,8 @@ class ConsoleSession {
 
     const socket = this.socket;
     if (socket && !this.socketClosed) {
-      if (backend === 'destroy' || !this.backendConnected) socket.destroy();
+      if (backend === 'end' && loginNotStarted && this.target.credential.type !== 'vencrypt') this.loginThenClose(socket);
+      else if (backend === 'destroy' || !this.backendConnected) socket.destroy();
       else {
         socket.end();
         socket.resume(); // discard what the server still sends until it closes too

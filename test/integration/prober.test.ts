@@ -19,7 +19,8 @@ import { poll } from '../helpers/browser.js';
 import { call, login, startTestGateway, type TestGateway } from '../helpers/gateway.js';
 import { RfbTestClient } from '../helpers/rfb-client.js';
 import { cli } from '../helpers/cli.js';
-import { requireTools, startQemu, startX11vnc, startXvncWith, type QemuServer, type XvncServer } from '../helpers/vnc-servers.js';
+import WebSocket from 'ws';
+import { hexToRgb, requireTools, startQemu, startX11vnc, startXvncWith, type QemuServer, type XvncServer } from '../helpers/vnc-servers.js';
 import { CloseCode, CloseReason } from '../../src/close-codes.js';
 import type { ProbeRecord } from '../../src/store/types.js';
 import { startFakeRfbServer, type FakeRfbServer } from '../helpers/rfb-fake-server.js';
@@ -419,5 +420,55 @@ describe('prober: a wrong stored VNC password', { skip: requireTools('Xvnc', 'vn
     assert.ok(retries.size >= 2 && retries.size <= 4, `${retries.size} retries in 10 s`);
     assert.ok(g.lines.some((l) => l.includes('does not accept the gateway') && l.includes('Authentication failure')), 'logged with the server\'s reason');
     assert.ok(!g.lines.some((l) => l.includes('not-the-pw')), 'never the password');
+  });
+});
+
+describe('prober: consoles abandoned before the backend login (the same mistake in the relay)', { skip: requireTools('Xvnc', 'vncpasswd', 'xsetroot'), timeout: 120_000 }, () => {
+  let xvnc: XvncServer;
+  let t: TestGateway;
+  const projectId = deriveProjectId('stock', 'lab');
+  const id = deriveResourceId(projectId, 'cloudserver', 'tiger');
+  const lines: string[] = [];
+
+  before(async () => {
+    xvnc = await startXvncWith({ security: 'VncAuth', password: STOCK_PW, colour: '#305070', blacklist: true });
+    // No prober here: its logins would clear TigerVNC's marks and hide what the relay does.
+    t = await startTestGateway({
+      logTo: { write: (chunk: string) => { lines.push(...chunk.split('\n').filter((l) => l.length > 0)); } },
+      fleet: `
+domains:
+  - name: stock
+    users: [{ name: ops, password: ops-password-1, roles: { lab: operator } }]
+    projects:
+      - name: lab
+        cloudservers: [{ name: tiger, console: { url: "vnc://127.0.0.1:${xvnc.port}", security: vncauth, password: ${STOCK_PW} } }]
+`,
+    });
+  });
+  after(async () => {
+    await t?.close();
+    await xvnc?.close();
+  });
+
+  it('prober: a browser that leaves before its handshake does not count as a failed login on TigerVNC', async () => {
+    const ops = await login(t.url, 'ops', 'ops-password-1', 'stock', projectId);
+    const mint = async () => {
+      const r = await call(`${t.url}/v1/${projectId}/cloudservers/${id}/remote_console`, { json: { remote_console: { protocol: 'vnc', type: 'novnc' } }, headers: { 'x-auth-token': ops } });
+      assert.equal(r.status, 200, r.text);
+      return wsUrlOf((r.body as Json).remote_console.url);
+    };
+    const ended = () => lines.filter((l) => l.includes('console session ended')).length;
+    // Eight people open the console and close the tab at once (the gateway has already dialled the machine).
+    for (let i = 1; i <= 8; i++) {
+      const ws = new WebSocket(await mint());
+      await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
+      await sleep(50);
+      ws.close();
+      await poll(`abandoned session ${i} ended`, async () => (ended() >= i ? true : undefined), 15_000);
+    }
+    const c = await RfbTestClient.connect(await mint());
+    await c.requestUpdate();
+    assert.ok(c.isSolid(hexToRgb('#305070')), 'the console still works: the gateway is not blacklisted');
+    c.close();
   });
 });
