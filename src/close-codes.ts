@@ -33,6 +33,8 @@ export const CloseCode = {
   HANDSHAKE_TIMEOUT: 4011,
   /** Unexpected failure inside the gateway. */
   INTERNAL: 4012,
+  /** The VNC server refused the connection before authentication (e.g. TigerVNC's "Too many security failures"). */
+  BACKEND_REFUSED: 4013,
   // 4020–4029: remote assistance (domain/assistance.ts).
   /** The share space was closed (ended by the desktop user, cancelled, declined or expired): every helper is disconnected. */
   ASSISTANCE_ENDED: 4020,
@@ -57,6 +59,7 @@ export const CloseReason: Record<CloseCodeName, string> = {
   SHUTDOWN: 'shutdown',
   HANDSHAKE_TIMEOUT: 'handshake_timeout',
   INTERNAL: 'internal_error',
+  BACKEND_REFUSED: 'backend_refused',
   ASSISTANCE_ENDED: 'assistance_ended',
   ASSISTANCE_REMOVED: 'assistance_removed',
 };
@@ -76,6 +79,7 @@ export const ReasonText: Record<string, string> = {
   shutdown: 'The gateway is restarting. Request a new console link.',
   handshake_timeout: 'The console took too long to start.',
   internal_error: 'The gateway hit an internal error.',
+  backend_refused: 'The machine’s console refused the connection (for example after too many failed logins). Try again later, or ask an administrator.',
   assistance_ended: 'Remote assistance has ended: the desktop user ended it, or it was cancelled or expired.',
   assistance_removed: 'The desktop user removed you from this remote assistance.',
   token_expired: 'This console link has expired. Request a new one.',

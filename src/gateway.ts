@@ -385,6 +385,7 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     const prober = new Prober(store, clock, log, {
       intervalMs: config.probe.intervalSeconds * 1000, timeoutMs: config.probe.timeoutMs, concurrency: config.probe.concurrency, nodeId,
       dial: (o) => backends.connect(o),
+      credentialOf: (r) => consoles.credentialOf(r),
     }, metrics.proberHooks);
     prober.start();
     const progress = recordSessionProgress(store, upgrade, log);

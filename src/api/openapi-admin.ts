@@ -247,7 +247,7 @@ export function adminOpenApiSchemas(): Json {
       properties: {
         id: str, type: { enum: ['cloudserver', 'physicalserver', 'desktop'] }, name: str, project_id: str, domain_id: str, status: str, attributes: { type: 'object' },
         console: { oneOf: [ref('AdminEndpoint'), { type: 'null' }] }, created_at: str, updated_at: str,
-        live: { type: 'object', properties: { reachability: { enum: ['up', 'down', 'unknown'] }, checked_at: nullableStr, since: nullableStr, failure: { ...nullableStr, description: 'Why the last probe failed (refused, timeout, …): gateway operators only, null for tenants.' }, rfb_version: nullableStr, sessions_open: { type: 'integer' }, status: str, login_status: str } },
+        live: { type: 'object', properties: { reachability: { enum: ['up', 'down', 'unknown'] }, state: { enum: ['up', 'down', 'auth_failed', 'refused', 'unknown'] }, checked_at: nullableStr, since: nullableStr, failure: { ...nullableStr, description: 'Why the last probe failed (a stable code: refused, timeout, auth_failed, …): gateway operators only, null for tenants.' }, reason: { ...nullableStr, description: "The VNC server's own text for auth_failed/refused, or the gateway's for no_security_type/tls: gateway operators only, null for tenants." }, rfb_version: nullableStr, sessions_open: { type: 'integer' }, status: str, login_status: str } },
       },
     },
     AdminConsoleToken: { type: 'object', properties: { id: str, resource_id: str, resource_type: str, project_id: str, purpose: str, user_id: nullableStr, zone: str, view_only: { type: 'boolean' }, created_at: str, expires_at: str } },

@@ -167,12 +167,19 @@ async function consoleFrom(c: Ctx, urlFlag: string): Promise<Json | undefined> {
 // ---------------------------------------------------------------------------------------------
 // Column sets
 
+/** The console state (`auth_failed: <server's reason>`, `refused: <reason>`), then the desktop's login status or a non-ACTIVE ECS status. */
+function liveColumn(v: unknown): string {
+  if (!isObj(v)) return '-';
+  const state = `${String(v.state ?? v.reachability)}${typeof v.reason === 'string' && v.reason !== '' ? `: ${v.reason}` : ''}`;
+  return `${state}${v.login_status ? ` ${String(v.login_status)}` : v.status && v.status !== 'ACTIVE' ? ` ${String(v.status)}` : ''}`;
+}
+
 const MACHINE_COLUMNS: Column[] = [
   { title: 'ID', path: 'id' },
   { title: 'NAME', path: 'name' },
   { title: 'PROJECT', path: 'project_id', format: short },
   { title: 'STATUS', path: 'status' },
-  { title: 'LIVE', path: 'live', format: (v) => (isObj(v) ? `${String(v.reachability)}${v.login_status ? ` ${String(v.login_status)}` : v.status && v.status !== 'ACTIVE' ? ` ${String(v.status)}` : ''}` : '-') },
+  { title: 'LIVE', path: 'live', format: liveColumn },
   { title: 'SESSIONS', path: 'live.sessions_open' },
   { title: 'CONSOLE', path: 'console', format: (v) => (isObj(v) ? `${String(v.url)} ${String(v.security)}` : '-') },
 ];

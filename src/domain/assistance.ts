@@ -55,7 +55,7 @@ import type {
 import type { AuditService } from './audit.js';
 import type { Clock } from './clock.js';
 import type { ConsoleGrant, ConsoleService } from './consoles.js';
-import { consoleRefusal } from './liveness.js';
+import { consoleRefusal, consoleRefusalText } from './liveness.js';
 import { sha256Hex } from './passwords.js';
 import type { SecretBox } from './secrets.js';
 import type { SessionControl } from './session-control.js';
@@ -236,8 +236,7 @@ export class AssistanceService {
   async create(desktop: ResourceRecord, initiator: AssistInitiator, actor: Actor): Promise<CreatedView> {
     const refusal = consoleRefusal(desktop, await this.store.probes.get(desktop.id));
     if (refusal) {
-      const what = refusal === 'no_console' ? 'has no remote console' : refusal === 'stopped' ? 'is not running' : 'does not answer on its console';
-      throw new ApiError('not_ready', `The desktop ${desktop.id} ${what}; remote assistance needs its console.`);
+      throw new ApiError('not_ready', `The desktop ${desktop.id} ${consoleRefusalText(refusal)}; remote assistance needs its console.`);
     }
     await this.current(desktop.id); // closes an expired space first, so it does not block the new one
     const now = this.now();

@@ -20,7 +20,7 @@ import { ApiError } from '../errors.js';
 import type { ConsoleTokenRecord, ResourceKind, ResourceRecord, Store, TokenState, TokenPurpose } from '../store/types.js';
 import type { Clock } from './clock.js';
 import { randomToken, sha256Hex } from './passwords.js';
-import { consoleRefusal } from './liveness.js';
+import { consoleRefusal, consoleRefusalText, type ConsoleRefusal } from './liveness.js';
 import type { SecretBox } from './secrets.js';
 import type { BackendCredential } from '../rfb/client-handshake.js';
 import { VENCRYPT_SUBTYPE_NUMBERS, type ClipboardSetting, type SessionMode } from './endpoint-options.js';
@@ -79,7 +79,7 @@ export class ConsoleService {
   /**
    * Mints a console URL for a resource the caller has already been authorized for. Throws not_found if
    * the resource does not exist in the project, not_ready if it has no console endpoint, is stopped,
-   * or a probe has marked its console unreachable (domain/liveness.ts): a URL that cannot work is
+   * or a probe has marked its console unreachable or its credentials rejected (domain/liveness.ts): a URL that cannot work is
    * never handed out.
    */
   async mint(projectId: string, kind: ResourceKind, resourceId: string, by: { userId: string | null; purpose?: TokenPurpose; viewOnly?: boolean }): Promise<{ url: string; token: string; resource: ResourceRecord; expiresAt: number }> {
@@ -262,8 +262,8 @@ export function notFoundMessage(kind: ResourceKind, id: string): string {
   }
 }
 
-function notReadyMessage(kind: ResourceKind, id: string, why: 'no_console' | 'stopped' | 'unreachable'): string {
-  const what = why === 'no_console' ? 'has no remote console' : why === 'stopped' ? 'is not running' : 'does not answer on its console';
+function notReadyMessage(kind: ResourceKind, id: string, why: ConsoleRefusal): string {
+  const what = consoleRefusalText(why);
   switch (kind) {
     case 'cloudserver': return `Instance[${id}] ${what}.`;
     case 'physicalserver': return `Physical servers state is not ready: [${id}]`;

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ProbeRecord, ResourceRecord } from '../store/types.js';
 import {
-  DISCONNECTED_WINDOW_MS, checkBanner, consoleRefusal, dueForProbe, loginStatusOf, nextProbeRecord, probeDelay, reachabilityOf,
-  serverPowerStateOf, serverStatusOf,
+  DISCONNECTED_WINDOW_MS, MAX_PROBE_BACKOFF_MS, checkBanner, consoleRefusal, dueForProbe, loginStatusOf, nextProbeRecord, probeDelay,
+  probeStateOf, reachabilityOf, serverPowerStateOf, serverStatusOf,
 } from './liveness.js';
 
 const T = 1_700_000_000_000;
@@ -17,7 +17,7 @@ const machine = (over: Partial<ResourceRecord> = {}): ResourceRecord => ({
   endpoint: { host: '127.0.0.1', port: 5900, security: 'none', passwordSealed: null, zone: null }, endpointGeneration: 3, createdAt: T, updatedAt: T, ...over,
 });
 const probe = (reachable: boolean, over: Partial<ProbeRecord> = {}): ProbeRecord => ({
-  resourceId: 'r1', endpointGeneration: 3, reachable, failure: reachable ? null : 'refused', rfbVersion: reachable ? '003.008' : null,
+  resourceId: 'r1', endpointGeneration: 3, reachable, failure: reachable ? null : 'refused', rfbVersion: reachable ? '003.008' : null, reason: null,
   checkedAt: T, changedAt: T, nodeId: 'n', ...over,
 });
 const bytes = (s: string) => new TextEncoder().encode(s);
@@ -83,5 +83,41 @@ describe('liveness', () => {
     assert.equal(dueForProbe(machine(), probe(true, { checkedAt: T - 500 }), T, 1000), true);
     assert.equal(dueForProbe(machine({ endpointGeneration: 9 }), probe(true), T, 1000), true);
     assert.equal(dueForProbe(machine({ endpoint: null }), undefined, T, 1000), false);
+  });
+
+  it('prober: a server that answers but rejects the credential is auth_failed, a refusal is refused — with the server\'s reason', () => {
+    const denied = probe(true, { failure: 'auth_failed', reason: 'Authentication failure' });
+    const refused = probe(true, { failure: 'server_refused', reason: 'Too many security failures' });
+    assert.deepEqual([probeStateOf(machine(), denied), probeStateOf(machine(), refused), probeStateOf(machine(), probe(true)), probeStateOf(machine(), probe(false))],
+      ['auth_failed', 'refused', 'up', 'down']);
+    for (const f of ['no_security_type', 'tls']) assert.equal(probeStateOf(machine(), probe(true, { failure: f })), 'auth_failed', f);
+    assert.equal(reachabilityOf(machine(), denied), 'up', 'a VNC server did answer');
+    assert.equal(consoleRefusal(machine(), denied), 'auth_failed', 'a console would fail with the same credential');
+    assert.equal(consoleRefusal(machine(), refused), null, 'a refusal is usually temporary (a blacklist timeout)');
+    assert.equal(consoleRefusal(machine({ endpointGeneration: 4 }), denied), null, 'a new endpoint (new password) is tried again');
+    assert.equal(probeStateOf(machine({ endpointGeneration: 4 }), denied), 'unknown');
+    const rec = nextProbeRecord(undefined, machine(), { reachable: true, version: '003.008', failure: 'auth_failed', reason: 'Authentication failure' }, T, 'n');
+    assert.deepEqual([rec.reachable, rec.failure, rec.reason, rec.rfbVersion], [true, 'auth_failed', 'Authentication failure', '003.008']);
+    const blocked = nextProbeRecord(rec, machine(), { reachable: true, version: '003.003', failure: 'server_refused', reason: 'Too many security failures' }, T + 3, 'n');
+    assert.deepEqual([probeStateOf(machine(), blocked), blocked.reason, blocked.changedAt], ['refused', 'Too many security failures', T],
+      'auth_failed turning into a blacklist refusal keeps changedAt: the back-off keeps growing');
+    const recovered = nextProbeRecord(blocked, machine(), { reachable: true, version: '003.008' }, T + 5, 'n');
+    assert.deepEqual([recovered.failure, recovered.reason, recovered.changedAt], [null, null, T + 5], 'from auth_failed to up is a change although reachable stays');
+  });
+
+  it('prober: failures servers count (auth_failed, refused) are retried after as long as they have lasted, never in a loop', () => {
+    const I = 1000;
+    const denied = (checkedAt: number, changedAt: number) => probe(true, { failure: 'auth_failed', checkedAt, changedAt });
+    // First failure at T: the next round (one interval on) retries, then 1, 2, 4 … intervals apart.
+    assert.equal(dueForProbe(machine(), denied(T, T), T + 400, I), false);
+    assert.equal(dueForProbe(machine(), denied(T, T), T + 500, I), true);
+    assert.equal(dueForProbe(machine(), denied(T + 4 * I, T), T + 5 * I, I), false, 'failing for 4 intervals: wait 4');
+    assert.equal(dueForProbe(machine(), denied(T + 4 * I, T), T + 7.5 * I, I), true);
+    const forever = denied(T + 10 * MAX_PROBE_BACKOFF_MS, T);
+    assert.equal(dueForProbe(machine(), forever, forever.checkedAt + MAX_PROBE_BACKOFF_MS - 600, I), false);
+    assert.equal(dueForProbe(machine(), forever, forever.checkedAt + MAX_PROBE_BACKOFF_MS - 500, I), true, 'at most MAX_PROBE_BACKOFF_MS (less the half interval rounds are early by)');
+    const refused = probe(true, { failure: 'server_refused', checkedAt: T + 8 * I, changedAt: T });
+    assert.equal(dueForProbe(machine(), refused, T + 10 * I, I), false);
+    assert.equal(dueForProbe(machine(), probe(false, { checkedAt: T + 8 * I, changedAt: T }), T + 8.5 * I, I), true, 'down is retried every interval');
   });
 });

@@ -105,7 +105,7 @@ export class GatewayMetrics implements RelayMetricsHook {
       name: 'porthole_console_endpoints', help: 'Console endpoints by backend probe state (up, down, unknown: not probed since its endpoint changed), as of this node\'s last probe round.',
       labelNames: ['state'], registers,
     });
-    this.probes = new Counter({ name: 'porthole_console_probes_total', help: 'Backend probes (TCP connect + RFB banner) made by this node, by result.', labelNames: ['result'], registers });
+    this.probes = new Counter({ name: 'porthole_console_probes_total', help: 'Backend probes (the console handshake up to ServerInit, at most one per VNC server host:port and round) made by this node, by result (up: the handshake completed).', labelNames: ['result'], registers });
     this.endpointChanges = new Counter({
       name: 'porthole_console_endpoint_state_changes_total', help: 'Backend reachability changes seen by this node\'s probes, by new state.', labelNames: ['to'], registers,
     });

@@ -15,7 +15,9 @@
  * Lifecycle (guarded; bad transitions throw): connecting → handshaking → relaying → closing → closed.
  * Every path into `closing` picks one close code + reason from close-codes.ts (the first cause wins),
  * `detail` goes to the log and SessionEnd only, and `onEnd` runs exactly once when both sides are
- * closed (or the close timeout destroyed them).
+ * closed (or the close timeout destroyed them). A session that ends before its backend login started
+ * still logs in (shared) and then closes, since TigerVNC counts an unauthenticated connection as a
+ * failed login (see `loginThenClose`).
  *
  * Backpressure (STYLE §4): socket.write() → false pauses reading the WebSocket until 'drain';
  * bytes handed to ws.send() but not yet written to the browser's socket pause the backend socket
@@ -27,7 +29,7 @@
  * is lost.
  */
 import { connect, type NetConnectOpts, type Socket } from 'node:net';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import type { RawData, WebSocket } from 'ws';
 import { CloseCode, CloseReason, type CloseCodeName } from '../close-codes.js';
 import {
@@ -42,6 +44,7 @@ import { ServerHandshake, type ServerHandshakeResult } from '../rfb/server-hands
 import { ClientStreamFilter, clipboardFromMachine, needsServerFraming, type ClipboardPolicy } from '../rfb/client-filter.js';
 import type { PixelFormat } from '../rfb/messages.js';
 import { ServerStreamFilter, isFramableEncoding } from '../rfb/server-filter.js';
+import { backendTlsRefusal, establishedTlsRefusal, startBackendTls } from './backend-tls.js';
 import { copyRead, sharedReadBuffer } from './read-buffers.js';
 
 export interface BackendTarget {
@@ -171,6 +174,8 @@ class ConsoleSession {
   private backendConnected = false;
   /** Between VeNCrypt's startTls and 'secureConnect': errors are TLS handshake failures. */
   private tlsPending = false;
+  /** While closing: a login that finishes before the backend is closed (see `loginThenClose`). */
+  private closingLogin: ((chunk: Uint8Array) => void) | undefined;
   private earlyBackend: Buffer[] = [];
   private earlyBackendBytes = 0;
   /** Browser bytes (already filtered) waiting for the backend handshake to finish. */
@@ -383,6 +388,10 @@ class ConsoleSession {
   }
 
   private onBackendData(chunk: Buffer, release?: () => void): void {
+    if (this.closingLogin) {
+      this.closingLogin(chunk);
+      return release?.();
+    }
     if (this.state === 'closing' || this.state === 'closed') return release?.();
     this.touch();
     if (this.state === 'relaying') return this.fromServer(chunk, release);
@@ -401,8 +410,7 @@ class ConsoleSession {
       step = hs.feed(chunk);
     } catch (err) {
       if (!(err instanceof RfbError)) throw err;
-      const name: CloseCodeName = err.code === 'RFB_AUTH_FAILED' ? 'BACKEND_AUTH_FAILED' : 'BACKEND_PROTOCOL';
-      return this.finish(name, `backend handshake (${hs.phase}): ${err.code}: ${err.message}`, 'destroy');
+      return this.finish(closeNameOf(err), `backend handshake (${hs.phase}): ${err.code}: ${err.message}`, 'destroy');
     }
     for (const b of step.send) this.writeBackend(b);
     if (step.startTls) return this.startTls(step.startTls);
@@ -410,51 +418,28 @@ class ConsoleSession {
   }
 
   /**
-   * VeNCrypt: wrap the TCP socket in TLS. The certificate must chain to the endpoint's CA (TLS ≥ 1.2;
-   * without a CA, Node's root store); the name is checked only when a servername is configured (it is
-   * also sent as SNI). With neither there is nothing to authenticate the server by: refused (the codec
-   * never picks an X.509 subtype then; this is the last line). The anonymous subtypes offer only
-   * anonymous suites, and a server that shows a certificate anyway (which nothing would check) is
-   * refused too. TLS failures are BACKEND_PROTOCOL.
+   * VeNCrypt: wrap the TCP socket in TLS (backend-tls.ts: CA, servername, anonymous subtypes). With
+   * neither a CA nor a servername there is nothing to authenticate the server by: refused (the codec
+   * never picks an X.509 subtype then; this is the last line). An anonymous subtype's server that
+   * shows a certificate anyway (which nothing would check) is refused too. TLS failures are BACKEND_PROTOCOL.
    */
   private startTls(req: StartTlsRequest): void {
-    if (!req.anonymous && !req.tls.ca && !req.tls.servername) {
-      return this.finish('BACKEND_PROTOCOL', 'backend TLS: the endpoint has neither a CA nor a servername to check the certificate against', 'destroy');
-    }
+    const refusal = backendTlsRefusal(req);
+    if (refusal) return this.finish('BACKEND_PROTOCOL', `backend TLS: ${refusal}`, 'destroy');
     const raw = this.socket as Socket;
     raw.removeAllListeners('data');
     raw.removeAllListeners('drain');
     raw.removeAllListeners('error');
     raw.removeAllListeners('close');
     raw.on('error', () => undefined); // reported through the TLS socket
-    // Anonymous subtypes (only when the endpoint allows them): TLS 1.2 anonymous (EC)DH suites,
-    // which need OpenSSL security level 0; there is no certificate to check.
-    const secure = req.anonymous
-      ? tlsConnect({
-        socket: raw,
-        minVersion: 'TLSv1.2',
-        maxVersion: 'TLSv1.2',
-        ciphers: 'aNULL:!eNULL:@SECLEVEL=0',
-        rejectUnauthorized: false,
-        checkServerIdentity: () => undefined,
-      })
-      : tlsConnect({
-        socket: raw,
-        ...(req.tls.ca ? { ca: req.tls.ca } : {}),
-        cert: req.tls.cert,
-        key: req.tls.key,
-        minVersion: 'TLSv1.2',
-        rejectUnauthorized: true,
-        ...(req.tls.servername ? { servername: req.tls.servername } : { checkServerIdentity: () => undefined }),
-      });
+    const secure = startBackendTls(raw, req);
     this.socket = secure;
     this.tlsPending = true;
     secure.once('secureConnect', () =>
       this.guard(() => {
         this.tlsPending = false;
-        if (req.anonymous && Object.keys(secure.getPeerCertificate()).length > 0) {
-          return this.finish('BACKEND_PROTOCOL', `backend TLS: anonymous subtype ${req.subtype} but the server showed a certificate`, 'destroy');
-        }
+        const bad = establishedTlsRefusal(secure, req);
+        if (bad) return this.finish('BACKEND_PROTOCOL', `backend TLS: ${bad}`, 'destroy');
         this.log({ protocol: secure.getProtocol(), subtype: req.subtype }, 'backend TLS established');
         const step = (this.backendHs as ClientHandshake).tlsEstablished();
         for (const bytes of step.send) this.writeBackend(bytes);
@@ -539,12 +524,65 @@ class ConsoleSession {
     if (this.state === 'connecting') {
       this.finish('BACKEND_UNREACHABLE', `connect to ${this.target.host}:${this.target.port} failed`);
     } else if (this.state === 'handshaking') {
-      const phase = this.backendHs ? `backend handshake (${this.backendHs.phase})` : 'waiting for the browser handshake';
-      this.finish('BACKEND_CLOSED', `backend closed during ${phase}`);
+      const refusal = this.backendHs ? undefined : this.earlyRefusal();
+      if (refusal) {
+        this.finish(closeNameOf(refusal), `backend closed before the browser handshake finished: ${refusal.code}: ${refusal.message}`);
+      } else {
+        const phase = this.backendHs ? `backend handshake (${this.backendHs.phase})` : 'waiting for the browser handshake';
+        this.finish('BACKEND_CLOSED', `backend closed during ${phase}`);
+      }
     } else if (this.state === 'relaying') {
       this.finish('BACKEND_CLOSED', 'backend closed the connection');
     }
     this.maybeClosed();
+  }
+
+  /**
+   * The session ends before the backend login started (the browser left, failed its handshake or
+   * timed out; a kill, revoke or shutdown): log in anyway — ClientInit shared, so nobody is disconnected — and close after
+   * ServerInit. A connection closed before it authenticates is a failed login to TigerVNC's
+   * blacklist (proxy/prober.ts): five abandoned consoles would lock the gateway out. Bounded by the
+   * close timeout; any failure just destroys the socket. Not for VeNCrypt (no TLS after closing).
+   */
+  private loginThenClose(socket: Socket | TLSSocket): void {
+    const hs = new ClientHandshake({ credential: this.target.credential, shared: true });
+    const give = (chunk: Uint8Array) => {
+      try {
+        const step = hs.feed(chunk);
+        for (const b of step.send) socket.write(b);
+        if (step.startTls) {
+          socket.destroy();
+        } else if (step.done) {
+          this.closingLogin = undefined;
+          socket.end();
+          socket.resume(); // discard what the server still sends until it closes too
+        }
+      } catch {
+        this.closingLogin = undefined;
+        socket.destroy();
+      }
+    };
+    this.closingLogin = give;
+    const early = Buffer.concat(this.earlyBackend);
+    this.earlyBackend = [];
+    this.earlyBackendBytes = 0;
+    if (early.length > 0) give(early);
+  }
+
+  /**
+   * The server's own refusal or failure in what it sent before closing, while the browser had not
+   * finished its handshake yet (TigerVNC's blacklist answers `RFB 003.003`, type 0, "Too many
+   * security failures" and hangs up at once): the bytes are run through a handshake of their own,
+   * whose replies are never sent.
+   */
+  private earlyRefusal(): RfbError | undefined {
+    if (this.earlyBackendBytes === 0) return undefined;
+    try {
+      new ClientHandshake({ credential: this.target.credential, shared: true }).feed(Buffer.concat(this.earlyBackend));
+    } catch (err) {
+      if (err instanceof RfbError) return err;
+    }
+    return undefined;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -614,6 +652,8 @@ class ConsoleSession {
   /** Enters `closing` with this code/reason (first cause wins) and starts closing both sides. */
   private finishWith(code: number, reason: string, detail: string, backend: 'end' | 'destroy' = 'end'): void {
     if (this.state === 'closing' || this.state === 'closed') return;
+    // The backend is connected and well, only its login has not started (the browser side ended the session).
+    const loginNotStarted = this.state === 'handshaking' && !this.backendHs && !reason.startsWith('backend_');
     this.transition('closing');
     this.end = { code, reason, detail };
     for (const name of ['connect', 'handshake', 'idle', 'maxDuration', 'stall'] as const) this.clearTimer(name);
@@ -634,7 +674,8 @@ class ConsoleSession {
 
     const socket = this.socket;
     if (socket && !this.socketClosed) {
-      if (backend === 'destroy' || !this.backendConnected) socket.destroy();
+      if (backend === 'end' && loginNotStarted && this.target.credential.type !== 'vencrypt') this.loginThenClose(socket);
+      else if (backend === 'destroy' || !this.backendConnected) socket.destroy();
       else {
         socket.end();
         socket.resume(); // discard what the server still sends until it closes too
@@ -680,6 +721,13 @@ class ConsoleSession {
   private log(obj: object, msg: string): void {
     this.hooks.log?.(obj, msg);
   }
+}
+
+/** The close code for a failed backend handshake: the server refused us, rejected our credential, or spoke wrongly. */
+function closeNameOf(err: RfbError): CloseCodeName {
+  if (err.code === 'RFB_AUTH_FAILED') return 'BACKEND_AUTH_FAILED';
+  if (err.code === 'RFB_SERVER_REFUSED') return 'BACKEND_REFUSED';
+  return 'BACKEND_PROTOCOL';
 }
 
 function toBuffer(data: RawData): Buffer {

@@ -272,10 +272,16 @@ export interface ProbeRecord {
   /** The endpoint generation probed: a result for an older generation says nothing about the current endpoint. */
   endpointGeneration: number;
   reachable: boolean;
-  /** Why not: refused, timeout, closed, bad_banner, error; null when reachable. */
+  /**
+   * Why the console is not usable (domain/liveness.ts): unreachable — refused, timeout, closed,
+   * bad_banner, protocol, error; reachable but failed — auth_failed, no_security_type, tls,
+   * server_refused. Null when the handshake completed.
+   */
   failure: string | null;
   /** The version in the server's banner ("003.008"), when reachable. */
   rfbVersion: string | null;
+  /** The server's own failure/refusal text (sanitised, capped), or ours for no_security_type/tls; else null. */
+  reason: string | null;
   checkedAt: number;
   /** When `reachable` last took its current value. */
   changedAt: number;

@@ -21,7 +21,8 @@ export interface TestGateway {
   close(): Promise<void>;
 }
 
-export async function startTestGateway(opts: { fleet?: string; args?: string[]; env?: Record<string, string>; demo?: boolean } = {}): Promise<TestGateway> {
+/** `logTo` receives the gateway's log lines (JSON, level info unless TEST_LOG_LEVEL says otherwise). */
+export async function startTestGateway(opts: { fleet?: string; args?: string[]; env?: Record<string, string>; demo?: boolean; logTo?: { write(chunk: string): void } } = {}): Promise<TestGateway> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'porthole-test-'));
   // The liveness prober is off unless a test turns it on (`args: ['--probe-interval-seconds', '1']`): several
   // fleets point machines at closed ports on purpose, and a probe would mark them down and refuse their consoles.
@@ -35,7 +36,7 @@ export async function startTestGateway(opts: { fleet?: string; args?: string[]; 
   const { config } = loadConfig({ argv: args, env: opts.env ?? {} });
   const clock = { offsetMs: 0 };
   const fakeClock: Clock = { now: () => Date.now() + clock.offsetMs };
-  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const logger = opts.logTo ? pino({ level: process.env.TEST_LOG_LEVEL ?? 'info' }, opts.logTo) : pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const gw = await startGateway(config, { clock: fakeClock, logger });
   return {
     gw, url: gw.url, dataDir, clock,

@@ -40,6 +40,8 @@ export interface FakeRfbServerOptions {
   securityTypes?: number[];
   password?: Uint8Array;
   fault?: FakeServerFault;
+  /** Listen on this port (default 0: any free one). */
+  port?: number;
 }
 
 export interface FakeConnection {
@@ -129,7 +131,7 @@ export async function startFakeRfbServer(opts: FakeRfbServerOptions = {}): Promi
     });
   });
 
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(opts.port ?? 0, '127.0.0.1', resolve); });
   const port = (server.address() as AddressInfo).port;
   return {
     host: '127.0.0.1',

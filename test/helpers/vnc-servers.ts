@@ -133,10 +133,12 @@ async function stop(proc: ChildProcess): Promise<void> {
  * Xvnc with any `-SecurityTypes` list (e.g. 'X509Vnc', 'TLSNone'), a VNC password file when
  * `password` is set, and the X.509 certificate/key for the X509* types.
  */
-export async function startXvncWith(opts: { security: string; password?: string; x509?: { certFile: string; keyFile: string }; colour: string; geometry?: string }): Promise<XvncServer> {
+export async function startXvncWith(opts: { security: string; password?: string; x509?: { certFile: string; keyFile: string }; colour: string; geometry?: string; blacklist?: boolean }): Promise<XvncServer> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'porthole-xvnc-'));
   const display = freeDisplay();
-  const args = [`:${display}`, '-interface', '127.0.0.1', '-nolisten', 'tcp', '-geometry', opts.geometry ?? '320x240', '-depth', '24', '-UseBlacklist=0', '-SecurityTypes', opts.security];
+  // `blacklist: true` keeps TigerVNC's default blacklist (5 unauthenticated connections from a host
+  // block it): production servers run with it, and the prober must not trip it.
+  const args = [`:${display}`, '-interface', '127.0.0.1', '-nolisten', 'tcp', '-geometry', opts.geometry ?? '320x240', '-depth', '24', ...(opts.blacklist ? [] : ['-UseBlacklist=0']), '-SecurityTypes', opts.security];
   if (opts.password) {
     writeFileSync(path.join(dir, 'passwd'), run('vncpasswd', ['-f'], { input: opts.password }), { mode: 0o600 });
     args.push('-rfbauth', path.join(dir, 'passwd'));

@@ -466,7 +466,17 @@ describe('hostile backends end only their own session, with a reason', () => {
     'bad version': { script: (s) => s.write('RFB 002.000\n'), reason: 'BACKEND_PROTOCOL', detail: /RFB_BAD_VERSION/ },
     'huge reason length (never waited for)': {
       script: (s) => { s.write('RFB 003.008\n'); s.once('data', () => s.write(Buffer.concat([Buffer.of(0), u32be(0xfffffff0)]))); },
-      reason: 'BACKEND_PROTOCOL', detail: /RFB_SERVER_REFUSED.*not read/,
+      reason: 'BACKEND_REFUSED', detail: /RFB_SERVER_REFUSED.*not read/,
+    },
+    // TigerVNC's answer to a blacklisted host, sent at once and closed: used to end as backend_closed
+    // "during waiting for the browser handshake", the server's reason lost.
+    'prober: a blacklist refusal before the browser handshake finished': {
+      script: (s) => s.end(Buffer.concat([Buffer.from('RFB 003.003\n'), u32be(0), u32be(26), Buffer.from('Too many security failures')])),
+      reason: 'BACKEND_REFUSED', detail: /RFB_SERVER_REFUSED: server refused the connection: Too many security failures/, rawBrowser: true,
+    },
+    'prober: a refusal with its reason': {
+      script: (s) => { s.write('RFB 003.008\n'); s.once('data', () => s.end(Buffer.concat([Buffer.of(0), u32be(11), Buffer.from('Go away now')]))); },
+      reason: 'BACKEND_REFUSED', detail: /RFB_SERVER_REFUSED: server refused the connection: Go away now/,
     },
     'huge desktop name': {
       script: (s) => {

@@ -754,12 +754,15 @@ function contract(name: string, open: () => Promise<Store>, opts: { dialect: Sto
     describe('endpoint probes', () => {
       it('record inserts and replaces; get, list (all or some), delete', async () => {
         const id = randomUUID();
-        const pr = { resourceId: id, endpointGeneration: 2, reachable: true, failure: null, rfbVersion: '003.008', checkedAt: T0 + BIG, changedAt: T0, nodeId: 'n1' };
+        const pr = { resourceId: id, endpointGeneration: 2, reachable: true, failure: null, rfbVersion: '003.008', reason: null, checkedAt: T0 + BIG, changedAt: T0, nodeId: 'n1' };
         await store.probes.record(pr);
         assert.deepEqual(await store.probes.get(id), pr);
         const down = { ...pr, reachable: false, failure: 'refused', rfbVersion: null, checkedAt: T0 + BIG + 1, changedAt: T0 + BIG + 1, nodeId: 'n2' };
         await store.probes.record(down);
         assert.deepEqual(await store.probes.get(id), down);
+        const denied = { ...pr, failure: 'auth_failed', reason: 'Authentication failure', checkedAt: T0 + BIG + 2, nodeId: 'n1' };
+        await store.probes.record(denied);
+        assert.deepEqual(await store.probes.get(id), denied, 'the server\'s reason is kept');
         const id2 = randomUUID();
         await store.probes.record({ ...pr, resourceId: id2 });
         assert.deepEqual((await store.probes.list([id, id2, randomUUID()])).map((x) => x.resourceId).sort(), [id, id2].sort());

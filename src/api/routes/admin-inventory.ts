@@ -26,7 +26,7 @@ import { FleetError, parseFleet } from '../../domain/fleet.js';
 import { executeFleetPlan, planFleet, resolveFleetDomain } from '../../domain/fleet-plan.js';
 import { TOKEN_ID_LENGTH } from '../../domain/inventory.js';
 import { keyStatus, rotateKeys } from '../../domain/key-rotation.js';
-import { loginStatusOf, reachabilityOf, serverStatusOf } from '../../domain/liveness.js';
+import { loginStatusOf, probeStateOf, reachabilityOf, serverStatusOf } from '../../domain/liveness.js';
 import type { ConsoleSessionRecord, ConsoleTokenRecord, ProbeRecord, ProjectRecord, ResourceKind, ResourceRecord, SessionActivity } from '../../store/types.js';
 import type { ApiContext } from '../context.js';
 import type { Principal } from '../../domain/authz.js';
@@ -60,15 +60,20 @@ export function endpointView(r: ResourceRecord, defaultZone: string): Json | nul
 }
 
 /**
- * The live state. `failure` (why the prober found it down: refused, timeout, …) is shown to gateway
- * operators only: to a tenant it would tell open from closed from filtered ports of whatever host an
- * endpoint names (security review #10); tenants see the plain state.
+ * The machine's live status. `state` (up, down, auth_failed, refused, unknown) is what the console
+ * can do; `failure` says why not (a stable code); `reason` is the VNC server's own text for
+ * auth_failed/refused (e.g. "Too many security failures"), or the gateway's for no_security_type/tls.
+ * `failure` and `reason` are shown to gateway operators only: to a tenant they would tell open from
+ * closed from filtered ports of whatever host an endpoint names (security review #10).
  */
 export function liveView(r: ResourceRecord, probe: ProbeRecord | undefined, activity: SessionActivity | undefined, now: number, showFailure: boolean): Json {
   const reach = reachabilityOf(r, probe);
+  const state = probeStateOf(r, probe);
   const out: Json = {
-    reachability: reach, checked_at: reach === 'unknown' ? null : iso(probe?.checkedAt), since: reach === 'unknown' ? null : iso(probe?.changedAt),
-    failure: reach === 'down' && showFailure ? probe?.failure ?? null : null, rfb_version: reach === 'up' ? probe?.rfbVersion ?? null : null,
+    reachability: reach, state, checked_at: reach === 'unknown' ? null : iso(probe?.checkedAt), since: reach === 'unknown' ? null : iso(probe?.changedAt),
+    failure: !showFailure || state === 'unknown' || state === 'up' ? null : probe?.failure ?? null,
+    reason: !showFailure || state === 'unknown' || state === 'up' ? null : probe?.reason ?? null,
+    rfb_version: reach === 'up' ? probe?.rfbVersion ?? null : null,
     sessions_open: activity?.open ?? 0,
   };
   if (r.kind === 'desktop') out.login_status = loginStatusOf(r, probe, activity, now);

@@ -85,7 +85,7 @@ function toResource(r: Selectable<ResourcesTable>): ResourceRecord {
 function toProbe(r: Selectable<EndpointProbesTable>): ProbeRecord {
   return {
     resourceId: r.resource_id, endpointGeneration: num(r.endpoint_generation), reachable: num(r.reachable) === 1, failure: r.failure,
-    rfbVersion: r.rfb_version, checkedAt: num(r.checked_at), changedAt: num(r.changed_at), nodeId: r.node_id,
+    rfbVersion: r.rfb_version, reason: r.reason ?? null, checkedAt: num(r.checked_at), changedAt: num(r.changed_at), nodeId: r.node_id,
   };
 }
 
@@ -429,7 +429,7 @@ class SqlProbes implements ProbeRepo {
   async record(p: ProbeRecord): Promise<void> {
     const row = {
       resource_id: p.resourceId, endpoint_generation: p.endpointGeneration, reachable: p.reachable ? 1 : 0, failure: p.failure,
-      rfb_version: p.rfbVersion, checked_at: p.checkedAt, changed_at: p.changedAt, node_id: p.nodeId,
+      rfb_version: p.rfbVersion, reason: p.reason, checked_at: p.checkedAt, changed_at: p.changedAt, node_id: p.nodeId,
     };
     const { resource_id: _id, ...update } = row;
     await this.db.insertInto('endpoint_probes').values(row).onConflict((oc) => oc.column('resource_id').doUpdateSet(update)).execute();

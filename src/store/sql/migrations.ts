@@ -276,6 +276,12 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('domains').addColumn('operator', 'integer').execute();
     },
   },
+  '0010_probe_reason': {
+    async up(db: Kysely<unknown>) {
+      // The VNC server's own failure/refusal text from the last probe (domain/liveness.ts: auth_failed, refused).
+      await db.schema.alterTable('endpoint_probes').addColumn('reason', 'text').execute();
+    },
+  },
 };
 
 class StaticProvider implements MigrationProvider {

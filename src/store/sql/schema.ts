@@ -54,6 +54,8 @@ export interface AkLockoutsTable { access_key: string; failures: number; locked_
 export interface EndpointProbesTable {
   resource_id: string; endpoint_generation: number; reachable: number; failure: string | null; rfb_version: string | null;
   checked_at: number; changed_at: number; node_id: string;
+  /** Added by migration 0007. */
+  reason: string | null;
 }
 
 /** Added by migration 0004. */
