@@ -88,8 +88,9 @@ describe('security #10: allowed backend networks', () => {
     const tenantView = ok(await asRoot('GET', `/admin/v1/cloudservers/${m.id}`)).cloudserver.live;
     assert.equal(tenantView.reachability, 'down');
     assert.equal(tenantView.failure, null, 'a tenant sees a plain state');
+    assert.equal(tenantView.reason, null, 'and never the server\'s or the system\'s text');
     const listed = ok(await asRoot('GET', `/admin/v1/cloudservers?project_id=${project.id}`)).cloudservers as Json[];
-    assert.ok(listed.every((x) => x.live.failure === null));
+    assert.ok(listed.every((x) => x.live.failure === null && x.live.reason === null));
     const operatorView = ok(await api('GET', `/admin/v1/cloudservers/${m.id}`)).cloudserver.live;
     assert.equal(typeof operatorView.failure, 'string', 'an operator sees why');
   });

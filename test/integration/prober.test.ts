@@ -244,13 +244,21 @@ function bareConnection(port: number): Promise<string> {
   });
 }
 
+/** The stock fleet's domain administrator with a domain-scoped token: an operator, who sees probe failure details. */
+async function operatorLogin(url: string): Promise<string> {
+  const r = await call(`${url}/v3/auth/tokens`, { json: passwordAuth('root', 'root-password-1', 'stock', { domain: { name: 'stock' } }) });
+  assert.equal(r.status, 201, r.text);
+  return r.headers.get('x-subject-token')!;
+}
+
 /** A gateway on a fleet of VncAuth cloud servers, probing every second, its log lines kept. */
 async function stockGateway(machines: Record<string, { port: number; password: string }>): Promise<{ t: TestGateway; lines: string[]; projectId: string; idOf(name: string): string }> {
   const projectId = deriveProjectId('stock', 'lab');
   const lines: string[] = [];
   const list = Object.entries(machines).map(([name, m]) => `          - { name: ${name}, console: { url: "vnc://127.0.0.1:${m.port}", security: vncauth, password: ${m.password} } }`).join('\n');
   const t = await startTestGateway({
-    args: ['--probe-interval-seconds', '1', '--probe-timeout-ms', '5000'],
+    // `stock` is an operator domain: probe failure details are shown to gateway operators only (security #10).
+    args: ['--probe-interval-seconds', '1', '--probe-timeout-ms', '5000', '--admin-operator-domains', 'stock'],
     logTo: { write: (chunk: string) => { lines.push(...chunk.split('\n').filter((l) => l.length > 0)); } },
     fleet: `
 domains:
@@ -286,7 +294,7 @@ describe('prober: stock VNC servers at their defaults', { skip: skipStock, timeo
     // Three machines on one Xvnc: the case that got the gateway blacklisted within a minute.
     g = await stockGateway({ 'tiger-1': on(xvnc.port), 'tiger-2': on(xvnc.port), 'tiger-3': on(xvnc.port), x11: on(x11.port), qemu: on(qemu.port) });
     ops = await login(g.t.url, 'ops', 'ops-password-1', 'stock', g.projectId);
-    root = await login(g.t.url, 'root', 'root-password-1', 'stock', g.projectId);
+    root = await operatorLogin(g.t.url);
   });
   after(async () => {
     await g?.t.close();
@@ -400,7 +408,7 @@ describe('prober: a wrong stored VNC password', { skip: requireTools('Xvnc', 'vn
       return p?.failure === 'auth_failed' ? p : undefined;
     }, 10_000, 50);
     assert.equal(first.reason, 'Authentication failure', 'TigerVNC\'s own reason');
-    const root = await login(g.t.url, 'root', 'root-password-1', 'stock', g.projectId);
+    const root = await operatorLogin(g.t.url);
     const view = ((await call(`${g.t.url}/admin/v1/cloudservers/${id}`, { headers: { 'x-auth-token': root } })).body as Json);
     const liveView = view.cloudserver?.live ?? view.live;
     assert.deepEqual([liveView.state, liveView.failure, liveView.reason, liveView.reachability], ['auth_failed', 'auth_failed', 'Authentication failure', 'up']);
