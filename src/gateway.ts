@@ -293,7 +293,7 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
       });
     }
     bus?.subscribe((msg) => { if (msg.type === IDENTITY_CHANGED && msg.from !== nodeId) identityCache.clear(); });
-    const lockoutState = redis ? new RedisLockoutStore(redis, new StoreLockoutPort(store, clock), redisLog) : undefined;
+    const lockoutState = redis ? new RedisLockoutStore(redis, new StoreLockoutPort(store), redisLog) : undefined;
     const accessKeys = new AccessKeyService(store, secrets, clock, lockoutState, identityCache);
     const sessions = new SessionService(store, audit, clock, nodeId);
     // Where the others can reach this node (shown by GET /admin/v1/nodes): a wildcard listen address says nothing, the host name does.

@@ -21,7 +21,7 @@ import type { Clock } from './clock.js';
 import { principalFrom } from './iam.js';
 import type { IdentityCache } from './identity-cache.js';
 import type { SecretBox } from './secrets.js';
-import { AkLockout, type LockoutState, type LockoutStatePort } from './signing/lockout.js';
+import { AkLockout, type LockoutPolicy, type LockoutState, type LockoutStatePort } from './signing/lockout.js';
 import { errorSuffix, parseAuthorization, verifySignature, type SigningFailure, type WireRequest } from './signing/sdk-hmac.js';
 
 /** Huawei IAM allows two permanent access keys per user ("akSkNumExceed"). */
@@ -66,12 +66,15 @@ function refused(reason: SigningFailure, headers: Record<string, string> = {}): 
 
 /** The lockout state kept in the store, so every gateway node sees the same count and lock. */
 export class StoreLockoutPort implements LockoutStatePort {
-  constructor(private readonly store: Store, private readonly clock: Clock) {}
+  constructor(private readonly store: Store) {}
   get(accessKey: string): Promise<LockoutState | undefined> {
     return this.store.accessKeys.getLockout(accessKey);
   }
-  set(accessKey: string, state: LockoutState): Promise<void> {
-    return this.store.accessKeys.setLockout(accessKey, state, this.clock.now());
+  addFailure(accessKey: string, now: number, policy: Readonly<LockoutPolicy>): Promise<LockoutState> {
+    return this.store.accessKeys.addLockoutFailure(accessKey, now, policy.maxFailures, policy.lockMs);
+  }
+  clear(accessKey: string, now: number): Promise<void> {
+    return this.store.accessKeys.clearLockout(accessKey, now);
   }
 }
 
@@ -93,7 +96,7 @@ export class AccessKeyService {
     lockoutState?: LockoutStatePort,
     private readonly cache?: IdentityCache,
   ) {
-    this.lockout = new AkLockout(lockoutState ?? new StoreLockoutPort(store, clock), () => clock.now());
+    this.lockout = new AkLockout(lockoutState ?? new StoreLockoutPort(store), () => clock.now());
   }
 
   // -------------------------------------------------------------------------------------------

@@ -43,7 +43,10 @@
  * - The database is the truth: actions apply at once where the session is reachable, and every node's
  *   `tick` brings its own helper sessions in line with it (mode, removal, closed or expired spaces).
  *
- * Every step is an audit event (`assistance:*`). Pure logic over the store port; no I/O of its own.
+ * Every step is an audit event (`assistance:*`) in the desktop's trail, except a join refused before
+ * the password matched (wrong code or password, locked): that is an unauthenticated refusal, aggregated
+ * per source address and code (audit.ts `recordRefusal`, security #6) with nothing the client chose in
+ * it. Pure logic over the store port; no I/O of its own.
  */
 import { randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
 import { CloseCode, CloseReason } from '../close-codes.js';
@@ -381,12 +384,12 @@ export class AssistanceService {
     const now = this.now();
     const windowMs = this.opts.lockoutSeconds * 1000;
     const addrKey = `addr:${actor.sourceIp ?? 'unknown'}`;
-    await this.refuseIfLocked(addrKey, now, null, actor, name);
+    await this.refuseIfLocked(addrKey, now, actor, joiner);
     let space = INVITATION_CODE_RE.test(code) ? await this.store.assistance.findActiveByCode(code) : undefined;
     if (space) space = await this.fresh(space);
     if (space && !isActive(space)) space = undefined;
     const spaceKey = space ? `space:${space.id}` : null;
-    if (spaceKey) await this.refuseIfLocked(spaceKey, now, space ?? null, actor, name);
+    if (spaceKey) await this.refuseIfLocked(spaceKey, now, actor, joiner);
 
     // Count the attempt before comparing, so that a burst of parallel guesses is counted too.
     const max = this.opts.maxJoinFailures;
@@ -395,14 +398,14 @@ export class AssistanceService {
     if (a.count > max || (b && b.count > max)) {
       if (a.count > max) await this.store.assistance.lockAttempts(addrKey, now + windowMs);
       if (spaceKey && b && b.count > max) await this.store.assistance.lockAttempts(spaceKey, now + windowMs);
-      throw this.lockedError(now + windowMs, now, space ?? null, actor, name);
+      throw this.lockedError(now + windowMs, now, actor, joiner);
     }
     const ok = space !== undefined && passwordsMatch(password, this.deps.secrets.open(space.passwordSealed, this.aad(space.id)));
     if (!ok) {
       if (a.count >= max) await this.store.assistance.lockAttempts(addrKey, now + windowMs);
       if (spaceKey && b && b.count >= max) await this.store.assistance.lockAttempts(spaceKey, now + windowMs);
       const left = Math.max(0, max - Math.max(a.count, b?.count ?? 0));
-      this.recordJoinFailure(space ?? null, actor, name, 'wrong_credentials');
+      this.recordJoinRefusal(actor, joiner, 'wrong_credentials');
       throw new ApiError('unauthorized', left > 0
         ? `The invitation code or password is wrong (${left} ${left === 1 ? 'try' : 'tries'} left before a ${Math.round(windowMs / 60_000)}-minute lock).`
         : `The invitation code or password is wrong. Joining is locked for ${Math.round(windowMs / 60_000)} minutes.`, { code: 'PH.0401' });
@@ -447,23 +450,36 @@ export class AssistanceService {
     return assigned.includes(j.userName) || consents.includes(j.userName);
   }
 
-  private async refuseIfLocked(key: string, now: number, space: ShareSpaceRecord | null, actor: Actor, name: string): Promise<void> {
+  private async refuseIfLocked(key: string, now: number, actor: Actor, joiner: Joiner | null): Promise<void> {
     const rec = await this.store.assistance.getAttempts(key);
-    if (rec?.lockedUntil != null && rec.lockedUntil > now) throw this.lockedError(rec.lockedUntil, now, space, actor, name);
+    if (rec?.lockedUntil != null && rec.lockedUntil > now) throw this.lockedError(rec.lockedUntil, now, actor, joiner);
   }
 
-  private lockedError(until: number, now: number, space: ShareSpaceRecord | null, actor: Actor, name: string): ApiError {
-    this.recordJoinFailure(space, actor, name, 'locked');
+  private lockedError(until: number, now: number, actor: Actor, joiner: Joiner | null): ApiError {
+    this.recordJoinRefusal(actor, joiner, 'locked');
     const retry = String(Math.max(1, Math.ceil((until - now) / 1000)));
     return ph('rate_limited', 429, `Too many wrong attempts: joining is locked; retry after ${retry} seconds.`, { 'retry-after': retry });
   }
 
-  private recordJoinFailure(space: ShareSpaceRecord | null, actor: Actor, name: string, why: string): void {
-    this.deps.audit.record({
-      at: this.now(), requestId: actor.requestId ?? null, actorUserId: actor.userId, actorName: name, actorAk: null, action: 'assistance:join',
-      resourceKind: space ? 'desktop' : null, resourceId: space?.desktopId ?? null, projectId: space?.projectId ?? null, sourceIp: actor.sourceIp,
-      userAgent: actor.userAgent, result: 'failure', code: why, detail: space ? `share_space=${space.id}` : null,
+  /**
+   * A join refused before the caller showed the password (wrong code or password, locked): an
+   * unauthenticated refusal, aggregated like the API's (audit.ts `recordRefusal`: one row per source
+   * address and code per window, with a count), so that guessing cannot grow the trail without bound.
+   * Nothing the client chose goes in it (helper name, user agent), and it is not the share space's
+   * tenant's: the code matched a space or not, the row says neither. Only a helper who signed in is
+   * named, in their own domain, as for any refused call of a known identity.
+   */
+  private recordJoinRefusal(actor: Actor, joiner: Joiner | null, why: 'wrong_credentials' | 'locked'): void {
+    this.deps.audit.recordRefusal({
+      at: this.now(), requestId: actor.requestId ?? null, actorUserId: joiner?.userId ?? null, actorName: joiner?.userName ?? null, actorAk: null,
+      action: 'assistance:join', resourceKind: null, resourceId: null, projectId: null, sourceIp: actor.sourceIp, userAgent: null,
+      result: 'failure', code: why, detail: null, domainId: joiner?.domainId ?? null,
     });
+  }
+
+  /** A join refused after the password matched (the caller holds the space's capability): the tenant's event. */
+  private recordJoinFailure(space: ShareSpaceRecord, actor: Actor, name: string, why: string): void {
+    this.record('assistance:join', space, { ...actor, userName: name }, 'failure', `share_space=${space.id}`, why);
   }
 
   // -------------------------------------------------------------------------------------------

@@ -93,6 +93,8 @@ describe('identity watch (store decorator)', () => {
       assert.equal(changes, 1);
       await store.accessKeys.touch('AK1', T + 1);
       await store.accessKeys.setLockout('AK1', { failures: 1, lockedUntil: null }, T + 1);
+      await store.accessKeys.addLockoutFailure('AK1', T + 2, 5, 1000);
+      await store.accessKeys.clearLockout('AK1', T + 3);
       await store.accessKeys.get('AK1');
       assert.equal(changes, 1, 'last use, lockout counts and reads are not changes');
       await store.accessKeys.update('AK1', { status: 'inactive' });

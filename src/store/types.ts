@@ -371,6 +371,15 @@ export interface AccessKeyRepo {
   getLockout(accessKey: string): Promise<AkLockoutRecord | undefined>;
   /** A clean state (0 failures, not locked) removes the row. */
   setLockout(accessKey: string, state: AkLockoutRecord, now: number): Promise<void>;
+  /**
+   * One more signature failure at `now`, in one atomic statement (concurrent calls on any node are
+   * each counted), by the rule of domain/signing/lockout.ts `afterFailure`: a running lock is kept (not
+   * extended), an expired one restarts the count at 1, a count above `maxFailures` locks until
+   * `now + lockMs`. Returns the state after it.
+   */
+  addLockoutFailure(accessKey: string, now: number, maxFailures: number, lockMs: number): Promise<AkLockoutRecord>;
+  /** Removes the count, unless a lock runs at `now`. */
+  clearLockout(accessKey: string, now: number): Promise<void>;
 }
 
 /** A message between gateway nodes: JSON-serialisable, `type` says what it is (proxy/session-control.ts defines them). */

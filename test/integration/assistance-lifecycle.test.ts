@@ -300,4 +300,42 @@ describe('remote assistance join lockout', () => {
     assert.ok(attempts?.lockedUntil && attempts.lockedUntil > Date.now());
     assert.equal((await cancel(t, who.helpdesk)).status, 204);
   });
+
+  it('security #6: failed joins are aggregated refusals (per address and code, with a count, nothing the client chose); a successful join stays an individual event of the tenant', async () => {
+    const s = await openSpace();
+    const since = Date.now() - 1000;
+    const evil = { 'x-forwarded-for': '100.64.7.7', 'user-agent': 'ua-chosen-by-the-attacker' };
+    for (let i = 0; i < 4; i++) {
+      const r = await join(t, { ...s, share_space_passwd: `wrong-${i}` }, `helper-name-chosen-${i}`, evil);
+      assert.equal(r.status, 401, r.text);
+    }
+    // The fifth wrong one locks the space; then the space and the address are locked.
+    assert.equal((await join(t, { ...s, share_space_passwd: 'wrong-4' }, 'x', evil)).status, 401);
+    for (let i = 0; i < 3; i++) assert.equal((await join(t, s, `locked-name-${i}`, evil)).status, 429);
+    await t.gw.audit.flush();
+    const failures = (await t.gw.store.audit.list({ action: 'assistance:join', result: 'failure', since, limit: 100 })).filter((e) => e.sourceIp === '100.64.7.7');
+    assert.deepEqual(failures.map((e) => [e.code, e.count ?? 1]).sort(), [['locked', 3], ['wrong_credentials', 5]], 'one row per code, with a count');
+    for (const e of failures) {
+      assert.deepEqual([e.projectId, e.resourceKind, e.resourceId, e.userAgent, e.actorName, e.actorUserId, e.detail, e.domainId ?? null],
+        [null, null, null, null, null, null, null, null], `nothing chosen by the client, no tenant: ${JSON.stringify(e)}`);
+    }
+    const desktopTrail = await t.gw.store.audit.list({ resourceId: t.gw.demo!.facts.desktop_id, since, limit: 100 });
+    assert.deepEqual(desktopTrail.filter((e) => e.result === 'failure'), [], 'the tenant\'s trail holds no failed join');
+
+    // The space's lock ends; Hank's successful join is recorded on its own, with what he sent.
+    t.clock.offsetMs = 301_000;
+    try {
+      const ok = await join(t, s, 'Hank', { 'x-forwarded-for': '100.64.8.8', 'user-agent': 'helper-browser' });
+      assert.equal(ok.status, 200, ok.text);
+    } finally {
+      t.clock.offsetMs = 0;
+    }
+    await t.gw.audit.flush();
+    const joined = (await t.gw.store.audit.list({ resourceId: t.gw.demo!.facts.desktop_id, action: 'assistance:join', result: 'success', since, limit: 100 }))
+      .filter((e) => e.sourceIp === '100.64.8.8');
+    assert.equal(joined.length, 1);
+    assert.deepEqual([joined[0]!.projectId, joined[0]!.actorName, joined[0]!.userAgent, joined[0]!.sourceIp, joined[0]!.count],
+      [t.gw.demo!.facts.project_id, 'Hank', 'helper-browser', '100.64.8.8', undefined]);
+    assert.equal((await cancel(t, who.helpdesk)).status, 204);
+  });
 });

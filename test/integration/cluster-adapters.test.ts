@@ -143,21 +143,47 @@ await describeWith('Redis adapters', { redis: true }, () => {
       assert.ok(ttl > 60_000, 'the key expires on its own, after the lock');
     });
 
-    it('a clean state deletes the key; Redis unreachable: the fallback port holds the state', async () => {
+    it('security #12 (AK/SK): 40 parallel failures over two nodes are each counted; the 6th locks; the lock is not extended', async () => {
+      const a = new AkLockout(new RedisLockoutStore(n1, new MemoryLockoutStore()), Date.now, { maxFailures: 5, lockMs: 60_000 });
+      const b = new AkLockout(new RedisLockoutStore(n2, new MemoryLockoutStore()), Date.now, { maxFailures: 5, lockMs: 60_000 });
+      const ak = `AK${randomBytes(9).toString('hex').toUpperCase()}`;
+      const before = Date.now();
+      const res = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? a : b).recordFailure(ak)));
+      assert.equal(res.filter((r) => !r.locked).length, 5, 'exactly the first 5 failures leave the AK unlocked');
+      const h = await redis.client.hgetall(`${redis.prefix}aklock:${ak}`);
+      assert.equal(h.failures, '40', 'every failure was counted');
+      const until = Number(h.locked_until);
+      assert.ok(until >= before + 60_000 && until <= Date.now() + 60_000, 'locked once, for lockMs');
+      for (const r of res) if (r.locked) assert.ok(r.retryAfterMs <= 60_000);
+      assert.equal((await a.check(ak)).locked, true);
+      assert.equal((await b.check(ak)).locked, true);
+    });
+
+    it('a clear deletes the key but not a running lock; Redis unreachable: the fallback port holds the state', async () => {
       const fallback = new MemoryLockoutStore();
       const conn = await openRedis(TEST_REDIS_URL, { prefix: redis.prefix });
       const port = new RedisLockoutStore(conn, fallback);
+      const policy = { maxFailures: 2, lockMs: 60_000 };
       try {
         const ak = `AK${randomBytes(9).toString('hex').toUpperCase()}`;
-        await port.set(ak, { failures: 2, lockedUntil: null });
+        const now = Date.now();
+        assert.deepEqual(await port.addFailure(ak, now, policy), { failures: 1, lockedUntil: null });
+        assert.deepEqual(await port.addFailure(ak, now, policy), { failures: 2, lockedUntil: null });
         assert.deepEqual(await port.get(ak), { failures: 2, lockedUntil: null });
-        await port.set(ak, { failures: 0, lockedUntil: null });
+        await port.clear(ak, now);
         assert.equal(await redis.client.exists(`${redis.prefix}aklock:${ak}`), 0);
         assert.equal(await port.get(ak), undefined);
+        for (let i = 0; i < 3; i++) await port.addFailure(ak, now, policy);
+        assert.deepEqual(await port.get(ak), { failures: 3, lockedUntil: now + 60_000 });
+        await port.clear(ak, now + 59_999);
+        assert.deepEqual(await port.get(ak), { failures: 3, lockedUntil: now + 60_000 }, 'a running lock is not cleared');
+        assert.deepEqual(await port.addFailure(ak, now + 60_000, policy), { failures: 1, lockedUntil: null }, 'an expired lock restarts the count');
+        await port.clear(ak, now + 60_000);
+        assert.equal(await port.get(ak), undefined);
         conn.client.disconnect(true);
-        await port.set(ak, { failures: 6, lockedUntil: 123 });
-        assert.deepEqual(fallback.get(ak), { failures: 6, lockedUntil: 123 });
-        assert.deepEqual(await port.get(ak), { failures: 6, lockedUntil: 123 });
+        for (let i = 0; i < 3; i++) await port.addFailure(ak, 123, policy);
+        assert.deepEqual(fallback.get(ak), { failures: 3, lockedUntil: 60_123 });
+        assert.deepEqual(await port.get(ak), { failures: 3, lockedUntil: 60_123 });
       } finally {
         await conn.close();
       }

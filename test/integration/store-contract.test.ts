@@ -638,6 +638,39 @@ function contract(name: string, open: () => Promise<Store>, opts: { dialect: Sto
         assert.equal(await store.accessKeys.getLockout(k.accessKey), undefined);
         assert.equal(await store.accessKeys.delete(k.accessKey), false);
       });
+
+      it(`security #12 (AK/SK): 40 concurrent addLockoutFailure over ${opts.redeemNodes} store(s) count 40; exactly the 6th sets the lock; it is not extended`, async () => {
+        const k = ak(t.user.id, t.domain.id);
+        await store.accessKeys.insert(k);
+        const others = opts.redeemNodes === 2 ? [await open()] : [];
+        try {
+          const stores = [store, ...others];
+          const res = await Promise.all(Array.from({ length: 40 }, (_, i) => stores[i % stores.length]!.accessKeys.addLockoutFailure(k.accessKey, T0 + BIG, 5, 300_000)));
+          assert.deepEqual(res.map((r) => r.failures).sort((x, y) => x - y), Array.from({ length: 40 }, (_, i) => i + 1), 'each failure counted once');
+          for (const r of res) assert.equal(r.lockedUntil, r.failures > 5 ? T0 + BIG + 300_000 : null, `after failure ${r.failures}`);
+        } finally {
+          for (const s of others) await s.close();
+        }
+        assert.deepEqual(await store.accessKeys.getLockout(k.accessKey), { failures: 40, lockedUntil: T0 + BIG + 300_000 });
+        assert.deepEqual(await store.accessKeys.addLockoutFailure(k.accessKey, T0 + BIG + 1000, 5, 300_000), { failures: 41, lockedUntil: T0 + BIG + 300_000 }, 'a running lock is not extended');
+      });
+
+      it('security #12 (AK/SK): clearLockout keeps a running lock and removes the rest; an expired lock restarts the count; maxFailures 0 locks at once', async () => {
+        const k = ak(t.user.id, t.domain.id);
+        await store.accessKeys.insert(k);
+        assert.deepEqual(await store.accessKeys.addLockoutFailure(k.accessKey, T0, 1, 1000), { failures: 1, lockedUntil: null });
+        await store.accessKeys.clearLockout(k.accessKey, T0);
+        assert.equal(await store.accessKeys.getLockout(k.accessKey), undefined);
+        await store.accessKeys.addLockoutFailure(k.accessKey, T0, 1, 1000);
+        assert.deepEqual(await store.accessKeys.addLockoutFailure(k.accessKey, T0 + 1, 1, 1000), { failures: 2, lockedUntil: T0 + 1001 });
+        await store.accessKeys.clearLockout(k.accessKey, T0 + 1000);
+        assert.deepEqual(await store.accessKeys.getLockout(k.accessKey), { failures: 2, lockedUntil: T0 + 1001 }, 'a running lock stays');
+        assert.deepEqual(await store.accessKeys.addLockoutFailure(k.accessKey, T0 + 1001, 1, 1000), { failures: 1, lockedUntil: null }, 'expired: a fresh count');
+        await store.accessKeys.setLockout(k.accessKey, { failures: 7, lockedUntil: T0 + 5 }, T0);
+        await store.accessKeys.clearLockout(k.accessKey, T0 + 5);
+        assert.equal(await store.accessKeys.getLockout(k.accessKey), undefined, 'an expired lock is cleared');
+        assert.deepEqual(await store.accessKeys.addLockoutFailure(k.accessKey, T0 + BIG, 0, 1000), { failures: 1, lockedUntil: T0 + BIG + 1000 });
+      });
     });
 
     // Admin API, prober and key rotation (issue 4).

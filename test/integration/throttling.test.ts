@@ -4,12 +4,16 @@
  *  - API calls per credential per API per second and per minute → exactly the extra calls get 429
  *    (APIGW.0308, iMetal.0005 on CloudDC) with Retry-After, then calls succeed again;
  *  - AK lockout: more than 5 consecutive bad signatures lock the AK for 5 minutes, even for good ones;
+ *    a burst of parallel bad signatures counts every one (embedded SQLite, and PostgreSQL + Redis);
  *  - password logins: too many failures per user or per source address → 429 until the window ends.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { call, demoLogin, passwordAuth, startTestGateway, type HttpResult, type TestGateway } from '../helpers/gateway.js';
 import { signedCall, type AkSk } from '../helpers/aksk.js';
+import { createTestSchema, type TestSchema } from '../helpers/postgres.js';
+import { createTestRedis, describeWith, TEST_REDIS_URL, type TestRedis } from '../helpers/redis.js';
 
 const errorCode = (r: HttpResult) => (r.body as { error_code?: string } | undefined)?.error_code;
 const errorMsg = (r: HttpResult) => (r.body as { error_msg?: string } | undefined)?.error_msg;
@@ -209,5 +213,77 @@ describe('AK lockout and login throttling', () => {
     assert.match(errorMsg(r) ?? '', /too many failed logins for this address/);
     t.clock.offsetMs += 301_000;
     assert.equal((await login(f.user, f.password)).status, 201);
+  });
+});
+
+/**
+ * 20 bad signatures sent at once for a real AK, after 10 good ones (so the gateway's caches and
+ * connections are warm, as on a busy gateway): none finds the AK locked before the first is counted,
+ * so many are verified, and each must be counted: the AK is locked afterwards, and a correctly
+ * signed call is refused. `countOf` reads the stored count.
+ */
+async function parallelBadSignaturesLock(t: TestGateway, countOf: () => Promise<number | undefined>): Promise<void> {
+  const f = t.gw.demo!.facts;
+  const key = { ak: f.ak!, sk: f.sk! };
+  const akCall = (signWith?: string) =>
+    signedCall(t.url, key, { path: `/v2/${f.project_id}/desktops/${f.desktop_id}`, projectId: f.project_id, ...(signWith ? { signWith } : {}) }, t.clock.offsetMs);
+  assert.deepEqual((await Promise.all(Array.from({ length: 10 }, () => akCall()))).map((r) => r.status), Array.from({ length: 10 }, () => 200));
+  const burst = await Promise.all(Array.from({ length: 20 }, () => akCall('W'.repeat(40))));
+  assert.deepEqual(burst.map((r) => r.status), Array.from({ length: 20 }, () => 401));
+  for (const r of burst) assert.equal(errorCode(r), 'APIGW.0301');
+  const verified = burst.filter((r) => errorMsg(r) === 'Incorrect IAM authentication information: verify aksk signature fail').length;
+  const good = await akCall();
+  assert.equal(good.status, 401, `a good signature after ${verified} verified bad ones was accepted`);
+  assert.equal(errorMsg(good), 'Incorrect IAM authentication information: AK access failed to reach the limit,forbidden.');
+  assert.equal(good.headers.get('retry-after'), '300');
+  assert.equal(await countOf(), verified, 'every verified failure was counted');
+}
+
+describe('security #12 (AK/SK): parallel bad signatures are each counted', () => {
+  it('embedded SQLite: 20 parallel bad signatures of a real AK lock it; a good signature is then refused', async () => {
+    const t = await startTestGateway();
+    try {
+      await parallelBadSignaturesLock(t, async () => (await t.gw.store.accessKeys.getLockout(t.gw.demo!.facts.ak!))?.failures);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+await describeWith('security #12 (AK/SK): parallel bad signatures on PostgreSQL, with and without Redis', { postgres: true, redis: true }, () => {
+  let schema: TestSchema;
+  let redis: TestRedis;
+  before(async () => {
+    schema = await createTestSchema();
+    redis = await createTestRedis();
+  });
+  after(async () => {
+    await redis?.cleanup();
+    await schema?.drop();
+  });
+
+  it('PostgreSQL: 20 parallel bad signatures of a real AK lock it (count in ak_lockouts); a good signature is then refused', async () => {
+    const t = await startTestGateway({ env: { PORTHOLE_DATABASE_URL: schema.url, PORTHOLE_MASTER_KEY: randomBytes(32).toString('hex') } });
+    try {
+      await parallelBadSignaturesLock(t, async () => (await t.gw.store.accessKeys.getLockout(t.gw.demo!.facts.ak!))?.failures);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('PostgreSQL + Redis: 20 parallel bad signatures of a real AK lock it (count in Redis); a good signature is then refused', async () => {
+    const other = await createTestSchema();
+    const t = await startTestGateway({
+      env: { PORTHOLE_DATABASE_URL: other.url, PORTHOLE_MASTER_KEY: randomBytes(32).toString('hex'), PORTHOLE_REDIS_URL: TEST_REDIS_URL, PORTHOLE_REDIS_KEY_PREFIX: redis.prefix },
+    });
+    try {
+      await parallelBadSignaturesLock(t, async () => {
+        const n = await redis.client.hget(`${redis.prefix}aklock:${t.gw.demo!.facts.ak!}`, 'failures');
+        return n === null ? undefined : Number(n);
+      });
+    } finally {
+      await t.close();
+      await other.drop();
+    }
   });
 });

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { AkLockout, DEFAULT_LOCKOUT_POLICY, MemoryLockoutStore, type LockoutState, type LockoutStatePort } from './lockout.js';
+import { afterFailure, AkLockout, DEFAULT_LOCKOUT_POLICY, MemoryLockoutStore, type LockoutState, type LockoutStatePort } from './lockout.js';
 import { parseAuthorization, signRequest, verifySignature, type WireRequest } from './sdk-hmac.js';
 
 function fakeClock(start = Date.UTC(2026, 2, 1, 12)): { now: () => number; advance: (ms: number) => void } {
@@ -44,24 +44,38 @@ describe('AkLockout', () => {
 
   it('inspect() hands its reading to recordSuccess: a clean key costs one read and no write; a counted one one write', async () => {
     const inner = new MemoryLockoutStore();
-    const calls = { get: 0, set: 0 };
+    const calls = { get: 0, write: 0 };
     const port: LockoutStatePort = {
       get: (ak) => { calls.get++; return inner.get(ak); },
-      set: (ak, st) => { calls.set++; return inner.set(ak, st); },
+      addFailure: (ak, now, policy) => { calls.write++; return inner.addFailure(ak, now, policy); },
+      clear: (ak, now) => { calls.write++; inner.clear(ak, now); },
     };
     const lockout = new AkLockout(port, fakeClock().now);
     const clean = await lockout.inspect(AK);
     assert.deepEqual(clean.decision, { locked: false });
     await lockout.recordSuccess(AK, { state: clean.seen });
-    assert.deepEqual(calls, { get: 1, set: 0 });
+    assert.deepEqual(calls, { get: 1, write: 0 });
     await lockout.recordFailure(AK);
     calls.get = 0;
-    calls.set = 0;
+    calls.write = 0;
     const counted = await lockout.inspect(AK);
     assert.deepEqual(counted.seen, { failures: 1, lockedUntil: null });
     await lockout.recordSuccess(AK, { state: counted.seen });
-    assert.deepEqual(calls, { get: 1, set: 1 });
+    assert.deepEqual(calls, { get: 1, write: 1 });
     assert.equal((await lockout.inspect(AK)).seen?.failures ?? 0, 0, 'the count was cleared');
+  });
+
+  it('security #12 (AK/SK): a success checked before a parallel lock was set does not lift it', async () => {
+    const clock = fakeClock();
+    const lockout = new AkLockout(new MemoryLockoutStore(), clock.now);
+    await lockout.recordFailure(AK);
+    const seen = await lockout.inspect(AK); // this request's check: 1 failure, not locked
+    for (let i = 0; i < 5; i++) await lockout.recordFailure(AK); // others lock it meanwhile
+    await lockout.recordSuccess(AK, { state: seen.seen });
+    assert.deepEqual(await lockout.check(AK), { locked: true, retryAfterMs: 5 * MIN });
+    clock.advance(5 * MIN);
+    await lockout.recordSuccess(AK);
+    assert.equal((await lockout.inspect(AK)).seen, undefined, 'an expired lock is cleared by a success');
   });
 
   it('a locked AK is refused even with a good signature until expiry, then accepted', async () => {
@@ -120,12 +134,33 @@ describe('AkLockout', () => {
     const rows = new Map<string, LockoutState>();
     const port: LockoutStatePort = {
       get: async (ak) => rows.get(ak),
-      set: async (ak, state) => void rows.set(ak, state),
+      addFailure: async (ak, now, policy) => { const next = afterFailure(rows.get(ak), now, policy); rows.set(ak, next); return next; },
+      clear: async (ak) => void rows.delete(ak),
     };
     const lockout = new AkLockout(port, fakeClock().now);
     for (let i = 0; i < 6; i++) await lockout.recordFailure(AK);
     assert.equal((await lockout.check(AK)).locked, true);
     assert.equal(rows.get(AK)?.failures, 6);
+  });
+
+  it('security #12 (AK/SK): parallel failures are each counted; exactly the 6th locks; later ones count on without extending it', async () => {
+    const clock = fakeClock();
+    const store = new MemoryLockoutStore();
+    const lockout = new AkLockout(store, clock.now);
+    const res = await Promise.all(Array.from({ length: 20 }, () => lockout.recordFailure(AK)));
+    assert.deepEqual(res.map((r) => r.locked), [...Array.from({ length: 5 }, () => false), ...Array.from({ length: 15 }, () => true)]);
+    assert.deepEqual(store.get(AK), { failures: 20, lockedUntil: clock.now() + 5 * MIN });
+  });
+});
+
+describe('afterFailure (the rule every port applies atomically)', () => {
+  const policy = { maxFailures: 2, lockMs: 1000 };
+  it('counts, locks above the limit, keeps a running lock, restarts after an expired one', () => {
+    assert.deepEqual(afterFailure(undefined, 10, policy), { failures: 1, lockedUntil: null });
+    assert.deepEqual(afterFailure({ failures: 2, lockedUntil: null }, 10, policy), { failures: 3, lockedUntil: 1010 });
+    assert.deepEqual(afterFailure({ failures: 3, lockedUntil: 1010 }, 500, policy), { failures: 4, lockedUntil: 1010 }, 'not extended');
+    assert.deepEqual(afterFailure({ failures: 4, lockedUntil: 1010 }, 1010, policy), { failures: 1, lockedUntil: null }, 'expired at lockedUntil');
+    assert.deepEqual(afterFailure(undefined, 10, { maxFailures: 0, lockMs: 5 }), { failures: 1, lockedUntil: 15 });
   });
 });
 

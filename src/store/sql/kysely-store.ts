@@ -578,6 +578,29 @@ class SqlAccessKeys implements AccessKeyRepo {
     await this.db.insertInto('ak_lockouts').values(row)
       .onConflict((oc) => oc.column('access_key').doUpdateSet({ failures: row.failures, locked_until: row.locked_until, updated_at: now })).execute();
   }
+  async addLockoutFailure(accessKey: string, now: number, maxFailures: number, lockMs: number): Promise<AkLockoutRecord> {
+    // One statement (security #12): concurrent failures on any number of nodes are each counted. SET
+    // expressions read the row as it was (SQLite and PostgreSQL alike).
+    const until = sql.ref('ak_lockouts.locked_until');
+    const failures = sql.ref('ak_lockouts.failures');
+    const running = sql<boolean>`${until} is not null and ${until} > ${now}`;
+    // Outside a running lock: an expired lock restarts the count.
+    const counted = sql<number>`case when ${until} is not null then 1 else ${failures} + 1 end`;
+    const lockAt = now + lockMs;
+    const r = await this.db.insertInto('ak_lockouts')
+      .values({ access_key: accessKey, failures: 1, locked_until: 1 > maxFailures ? lockAt : null, updated_at: now })
+      .onConflict((oc) => oc.column('access_key').doUpdateSet({
+        failures: sql<number>`case when ${running} then ${failures} + 1 else ${counted} end`,
+        locked_until: sql<number | null>`case when ${running} then ${until} when ${counted} > ${maxFailures} then ${lockAt} else null end`,
+        updated_at: now,
+      }))
+      .returning(['failures', 'locked_until']).executeTakeFirstOrThrow();
+    return { failures: num(r.failures), lockedUntil: numOrNull(r.locked_until) };
+  }
+  async clearLockout(accessKey: string, now: number): Promise<void> {
+    await this.db.deleteFrom('ak_lockouts').where('access_key', '=', accessKey)
+      .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', now)])).execute();
+  }
 }
 
 class SqlNodes implements NodeRepo {
