@@ -328,8 +328,8 @@ function handWritten(o: OpenApiOptions): Json {
         },
         AdminError: { type: 'object', required: ['error_code', 'error_msg'], properties: { error_code: { type: 'string', examples: ['PH.0400'] }, error_msg: { type: 'string' }, request_id: { type: 'string' } } },
         UpgradeRefusal: {
-          type: 'object', required: ['error_code', 'error_msg', 'reason'], description: 'A refused console WebSocket upgrade (sent with Connection: close, never after a 101).',
-          properties: { error_code: { type: 'string', examples: ['PH.WS.410'] }, error_msg: { type: 'string' }, reason: { type: 'string', examples: ['token_used', 'token_expired', 'origin_forbidden'] } },
+          type: 'object', required: ['error_code', 'error_msg', 'reason', 'request_id'], description: 'A refused console WebSocket upgrade (sent with Connection: close and X-Request-Id, never after a 101; a 503 with Retry-After).',
+          properties: { error_code: { type: 'string', examples: ['PH.WS.410'] }, error_msg: { type: 'string' }, reason: { type: 'string', examples: ['token_used', 'token_expired', 'origin_forbidden', 'starting'] }, request_id: { type: 'string' } },
         },
         TokenRequest: {
           type: 'object', required: ['auth'],
