@@ -19,7 +19,7 @@ import { AccessKeyService } from './domain/access-keys.js';
 import { AuditService } from './domain/audit.js';
 import { systemClock, type Clock } from './domain/clock.js';
 import { ConsoleService } from './domain/consoles.js';
-import { applyFleet, deriveDomainId, parseFleet } from './domain/fleet.js';
+import { applyFleet, deriveDomainId, deriveUserId, parseFleet } from './domain/fleet.js';
 import { IamService } from './domain/iam.js';
 import { SecretBox } from './domain/secrets.js';
 import { SessionService } from './domain/sessions.js';
@@ -314,9 +314,14 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     if (config.demo) {
       const facts = loadOrCreateDemoFacts(config.dataDir, config.publicUrl);
       demoDesktop = await startDemoDesktop({ host: '127.0.0.1', port: 0, name: 'Porthole demo desktop', password: facts.vnc_password });
-      await applyFleet(store, secrets, clock, demoFleet(facts, demoDesktop.host, demoDesktop.port));
+      const existingUser = await store.identity.findUserByName(deriveDomainId(facts.domain), facts.user);
+      await applyFleet(store, secrets, clock, demoFleet(facts, demoDesktop.host, demoDesktop.port, existingUser?.id));
       // One AK/SK for the demo user, kept across restarts in demo.json and the store.
       const demoUser = await store.identity.findUserByName(deriveDomainId(facts.domain), facts.user);
+      // The desktop names its user by IAM id: if the fleet had to pick another id than the derived one, say that one.
+      if (demoUser && !existingUser && demoUser.id !== deriveUserId(facts.domain, facts.user)) {
+        await applyFleet(store, secrets, clock, demoFleet(facts, demoDesktop.host, demoDesktop.port, demoUser.id));
+      }
       if (demoUser) {
         const key = await accessKeys.ensureKey(demoUser.id, facts.ak, facts.sk, 'Porthole demo key');
         facts.ak = key.ak;

@@ -15,7 +15,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { CloseCode, CloseReason } from '../close-codes.js';
-import { DESKTOP_DETAIL_FIELDS } from './routes/consoles.js';
+import { desktopDetailSchema } from '../domain/desktop.js';
 import { adminOpenApiPaths, adminOpenApiSchemas } from './openapi-admin.js';
 import { assistanceOpenApiPaths, assistanceOpenApiSchemas } from './openapi-assistance.js';
 
@@ -211,7 +211,10 @@ function handWritten(o: OpenApiOptions): Json {
       '/v2/{project_id}/desktops/{desktop_id}': {
         get: op('workspace', 'Get a desktop (DesktopDetailInfo)', {
           operationId: 'showDesktopDetail', security, parameters: [projectId, pathParam('desktop_id', 'Desktop id.')],
-          responses: { 200: json({ type: 'object', properties: { desktop: ref('DesktopDetailInfo') } }, 'The desktop.'), 404: err('workspace', 'WKS.0202 no such desktop.'), ...authErrors() },
+          responses: {
+            200: json({ type: 'object', properties: { desktop: ref('DesktopDetailInfo') } }, 'The desktop.'),
+            404: err('workspace', 'WKS.0202 no such desktop.'), ...authErrors(),
+          },
         }),
       },
       '/admin/v1/nodes': {
@@ -373,8 +376,7 @@ function handWritten(o: OpenApiOptions): Json {
           properties: { type: { const: 'novnc' }, protocol: { const: 'vnc' }, url: { type: 'string', format: 'uri', description: '{public_url}/vnc/{zone}/vnc_auto.html?token=T&lang=EN' } },
         },
         DesktopDetailInfo: {
-          type: 'object', description: 'Every documented DesktopDetailInfo field the stored desktop has.',
-          properties: Object.fromEntries(DESKTOP_DETAIL_FIELDS.map((f) => [f, {}])),
+          ...desktopDetailSchema(), description: 'Every documented DesktopDetailInfo field, with its documented type; an unset one is [] (list), {} (map) or null. `status` is ACTIVE, SHUTOFF, ERROR or HIBERNATED.',
         },
         AuditEvent: {
           type: 'object',
