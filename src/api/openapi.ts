@@ -183,7 +183,7 @@ function handWritten(o: OpenApiOptions): Json {
           requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['remote_console'], properties: { remote_console: { type: 'object', required: ['protocol', 'type'], properties: { protocol: { const: 'vnc' }, type: { const: 'novnc' } } } } } } } },
           responses: {
             200: json({ type: 'object', properties: { remote_console: ref('RemoteConsole') } }, 'The console URL (single use, 600 s by default).'),
-            400: err('ecs', 'Ecs.0005 bad body, malformed JSON or wrong content type; Ecs.0000 the server has no console.', true),
+            400: err('ecs', 'Ecs.0005 bad body, malformed JSON, wrong content type or malformed project id; Ecs.0000 the server has no console.', true),
             404: err('ecs', 'Ecs.0114 no such server in the project.'), ...authErrors(),
           },
         }),
@@ -193,7 +193,7 @@ function handWritten(o: OpenApiOptions): Json {
           operationId: 'showPhysicalServerRemoteConsole', security, parameters: [projectId, pathParam('id', 'Physical server id.')],
           responses: {
             200: json({ type: 'object', required: ['url'], properties: { url: { type: 'string', format: 'uri' } } }, 'The console URL.'),
-            400: err('clouddc', 'iMetal.0101 the server is not in a ready state.', true),
+            400: err('clouddc', 'iMetal.0101 the server is not in a ready state; iMetal.0001 malformed project or server id.', true),
             404: err('clouddc', 'iMetal.0100 no such physical server.'), ...authErrors(),
           },
         }),
@@ -203,7 +203,7 @@ function handWritten(o: OpenApiOptions): Json {
           operationId: 'showDesktopRemoteConsole', security, parameters: [projectId, pathParam('desktop_id', 'Desktop id.')],
           responses: {
             200: json(ref('RemoteConsole'), 'The console URL.'),
-            400: err('workspace', 'WKS.0001 bad request or the desktop has no console.', true),
+            400: err('workspace', 'WKS.0001 bad request (malformed project or desktop id) or the desktop has no console.', true),
             404: err('workspace', 'WKS.0202 no such desktop.'), ...authErrors(),
           },
         }),
@@ -213,7 +213,7 @@ function handWritten(o: OpenApiOptions): Json {
           operationId: 'showDesktopDetail', security, parameters: [projectId, pathParam('desktop_id', 'Desktop id.')],
           responses: {
             200: json({ type: 'object', properties: { desktop: ref('DesktopDetailInfo') } }, 'The desktop.'),
-            404: err('workspace', 'WKS.0202 no such desktop.'), ...authErrors(),
+            400: err('workspace', 'WKS.0001 malformed project or desktop id.', true), 404: err('workspace', 'WKS.0202 no such desktop.'), ...authErrors(),
           },
         }),
       },

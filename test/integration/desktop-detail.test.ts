@@ -165,4 +165,35 @@ describe('seed: Workspace desktop detail as documented', () => {
     assert.equal(assigned.status, 200, assigned.text);
     assert.equal((assigned.body as Json).desktop.attributes.user_group, 'default', 'the default group of a Linux desktop');
   });
+
+  it('seed: a malformed desktop or physical server id answers 400 with the service\'s code (the seeds document 400)', async () => {
+    for (const id of ['not*a*desktop', 'x'.repeat(65)]) {
+      for (const p of [`/v2/${f.project_id}/desktops/${encodeURIComponent(id)}`, `/v2/${f.project_id}/desktops/${encodeURIComponent(id)}/remote-consoles`, `/v2/${f.project_id}/desktops/${encodeURIComponent(id)}/remote-assistance`]) {
+        const r = await asUser(p);
+        assert.equal(r.status, 400, `${p}: ${r.text}`);
+        assert.equal((r.body as Json).error_code, 'WKS.0001', p);
+      }
+      const c = await asUser(`/v1/${f.project_id}/physicalservers/${encodeURIComponent(id)}/remote-console-address`);
+      assert.equal(c.status, 400, c.text);
+      assert.equal((c.body as Json).error_code, 'iMetal.0001');
+    }
+  });
+
+  it('seed: a malformed project id is a bad request in the service\'s shape, not "scoped to another project"', async () => {
+    const cases: [string, string, number, string][] = [
+      ['GET', '/v2/nope/desktops/x', 400, 'WKS.0001'],
+      ['GET', `/v2/${f.project_id.toUpperCase()}/desktops/${f.desktop_id}/remote-consoles`, 400, 'WKS.0001'],
+      ['GET', '/v1/nope/physicalservers/x/remote-console-address', 400, 'iMetal.0001'],
+      ['POST', '/v1/nope/cloudservers/x/remote_console', 400, 'Ecs.0005'],
+      ['GET', '/v1/nope/cloudservers/detail', 400, 'Ecs.0005'],
+    ];
+    for (const [method, p, status, code] of cases) {
+      const r = await call(`${t.url}${p}`, { method, headers: { 'x-auth-token': token }, ...(method === 'POST' ? { json: { remote_console: { protocol: 'vnc', type: 'novnc' } } } : {}) });
+      assert.equal(r.status, status, `${p}: ${r.text}`);
+      const b = r.body as Json;
+      assert.equal(b.error_code ?? b.error?.code, code, p);
+      assert.doesNotMatch(r.text, /another project/, p);
+      assert.match(r.text, /project/i, `${p}: says what is wrong`);
+    }
+  });
 });

@@ -50,10 +50,16 @@ export function makeProjectGuard(ctx: ApiContext, authenticate: Authenticate) {
     // Recorded before authentication so that refused attempts show what they aimed at (ids from the path only).
     req.auditResource = { kind, id: id.slice(0, 128), projectId: PROJECT_ID_RE.test(projectId) ? projectId : null };
     const principal = await authenticate(req);
-    if (!PROJECT_ID_RE.test(projectId)) throw new ApiError('project_mismatch');
+    // A malformed project id is a bad request (the service's 400), not another project's.
+    if (!PROJECT_ID_RE.test(projectId)) throw new ApiError('bad_request', 'Invalid request parameter: project_id must be a project ID (32 lower-case hexadecimal characters).');
     const project = await ctx.iam.project(projectId);
     authorize(principal, projectId, project?.domainId, action);
-    if (id !== '*' && !RESOURCE_ID_RE.test(id)) throw new ApiError('not_found', notFoundMessage(kind, id.slice(0, 64)));
+    if (id !== '*' && !RESOURCE_ID_RE.test(id)) {
+      // CloudDC and Workspace document 400 for a malformed request (seeds 001, 003, 004); ECS documents no 400 for its id: it cannot be found.
+      if (kind === 'cloudserver') throw new ApiError('not_found', notFoundMessage(kind, id.slice(0, 64)));
+      throw new ApiError('bad_request', kind === 'desktop' ? 'Invalid request parameter: desktop_id is not a desktop ID.'
+        : 'A request parameter contains invalid or unsupported value: id');
+    }
     return principal;
   };
 }
