@@ -351,16 +351,19 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     metrics.trackLive(() => upgrade.live());
     const admin = adminServices({ config, store, secrets, clock, upgrade, nodeId, log, demoDomain: demo?.facts.domain ?? null, bus, assistance });
     late.admin = admin;
+    let apiHandler: ((req: http.IncomingMessage, res: http.ServerResponse) => void) | null = null;
     const rateLimits = redis ? new RedisRateLimitStore(redis, new MemoryRateLimitStore(), redisLog) : new MemoryRateLimitStore();
     const app = await buildApi({ config, store, iam, consoles, audit, web, accessKeys, rateLimits, clock, admin, assistance }, {
       logger: log,
       metrics,
       health: { nodeId, version, draining: () => draining },
-      serverFactory: (handler) => { serving.api = handler; return server; },
+      serverFactory: (handler) => { apiHandler = handler; return server; },
     });
     // Fastify has put its own 'clientError' listener (the same responder) on the server.
     server.off('clientError', earlyClientErrors);
     await app.ready();
+    // Only now: before `ready` Fastify's routes are not all there.
+    serving.api = apiHandler;
     serving.upgrade = upgrade;
     log.info({ url: config.publicUrl, address, nodeId, store: store.dialect, redis: redis !== null, bus: bus?.kind ?? null }, 'porthole listening');
     membership.start();
