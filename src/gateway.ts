@@ -20,7 +20,7 @@ import { AccessKeyService } from './domain/access-keys.js';
 import { AuditService } from './domain/audit.js';
 import { systemClock, type Clock } from './domain/clock.js';
 import { ConsoleService } from './domain/consoles.js';
-import { applyFleet, deriveDomainId, parseFleet } from './domain/fleet.js';
+import { applyFleet, deriveDomainId, deriveUserId, parseFleet } from './domain/fleet.js';
 import { IamService } from './domain/iam.js';
 import { SecretBox } from './domain/secrets.js';
 import { SessionService } from './domain/sessions.js';
@@ -28,7 +28,8 @@ import { createStore } from './store/index.js';
 import { watchIdentityChanges } from './store/identity-watch.js';
 import { IdentityCache } from './domain/identity-cache.js';
 import type { Store } from './store/types.js';
-import { createUpgradeHandler, type UpgradeHandler } from './proxy/upgrade.js';
+import { createUpgradeHandler, reject as rejectUpgrade, type UpgradeHandler } from './proxy/upgrade.js';
+import { clientErrorHandler, endSocketWith, newRequestId, rawErrorResponse, writeErrorResponse, type RawError } from './http-errors.js';
 import { Prober } from './proxy/prober.js';
 import { BackendNetworks } from './proxy/backend-networks.js';
 import { ClusterSessionControl, LocalSessionControl } from './proxy/session-control.js';
@@ -91,6 +92,16 @@ export interface StartOptions {
   /** Where the gateway's own logger (config log level, serializers, redaction) writes; default stdout. Ignored with `logger`. */
   logDestination?: pino.DestinationStream;
   clock?: Clock;
+  /** Called with the public URL as soon as the server listens, before the store opens (tests reach a starting node). */
+  onListening?: (url: string) => void;
+}
+
+/** What a node that is not serving (starting, or stopped) answers to every request: 503 APIGW.0613. */
+function unavailable(stopped: boolean): RawError {
+  return {
+    status: 503, code: 'APIGW.0613', requestId: newRequestId(), headers: { 'retry-after': '1' },
+    message: stopped ? 'This gateway node is shutting down; send the request again (another node answers it).' : 'This gateway node is starting; send the request again in a moment.',
+  };
 }
 
 /** Reads the master key, or on first start of an embedded node generates `{data_dir}/master.key` (0600). */
@@ -234,11 +245,32 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
   const clock = opts.clock ?? systemClock;
   makePrivateDir(baseConfig.dataDir);
 
-  // Listen first so a derived public URL carries the real port (port 0 in tests).
+  // Listen first so a derived public URL carries the real port (port 0 in tests). Until the routes
+  // are ready every request and upgrade is answered at once with 503 (a probe sent while the store
+  // opens must not wait forever), and after `close` let go of the API likewise; requests Node's parser
+  // refuses and CONNECT get the gateway's error body too (http-errors.ts). Host is checked here, with
+  // that body, instead of by Node (which answers a bare 400).
   // A connection that sends no complete request head within headersTimeout gets a 408 and is closed
   // (Node checks every connectionsCheckingInterval), so silent or slow pre-request sockets are bounded.
   // An upgrade leaves the HTTP parser and these timers: proxy/upgrade.ts has its own deadline.
-  const server = http.createServer({ connectionsCheckingInterval: 5_000 });
+  const server = http.createServer({ requireHostHeader: false, connectionsCheckingInterval: 5_000 });
+  const serving: { api: ((req: http.IncomingMessage, res: http.ServerResponse) => void) | null; upgrade: UpgradeHandler | null; stopped: boolean } = { api: null, upgrade: null, stopped: false };
+  const earlyClientErrors = clientErrorHandler(log);
+  server.on('clientError', earlyClientErrors);
+  server.on('request', (req, res) => {
+    if (req.httpVersion === '1.1' && req.headers.host === undefined) {
+      writeErrorResponse(res, { status: 400, code: 'APIGW.0201', message: 'API request error: the Host header is missing.', requestId: newRequestId() });
+    } else if (serving.api && !serving.stopped) serving.api(req, res);
+    else writeErrorResponse(res, unavailable(serving.stopped));
+  });
+  server.on('upgrade', (req, socket, head) => {
+    if (serving.upgrade && !serving.stopped) serving.upgrade.handle(req, socket, head);
+    else rejectUpgrade(socket, 503, serving.stopped ? 'shutdown' : 'starting', unavailable(serving.stopped).message);
+  });
+  server.on('connect', (_req, socket) => {
+    socket.on('error', () => socket.destroy());
+    endSocketWith(socket, rawErrorResponse({ status: 405, code: 'APIGW.0101', message: 'The API does not exist or has not been published in the environment.', requestId: newRequestId(), headers: { Allow: 'GET, HEAD, POST, PUT, PATCH, DELETE' } }));
+  });
   server.headersTimeout = 20_000;
   server.requestTimeout = 30_000;
   server.keepAliveTimeout = 5_000;
@@ -248,6 +280,7 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
   });
   const port = (server.address() as AddressInfo).port;
   const config = withListeningPort(baseConfig, port);
+  opts.onListening?.(config.publicUrl);
 
   let store: Store | undefined;
   let demoDesktop: DemoDesktop | undefined;
@@ -327,9 +360,14 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
       const facts = demoFacts;
       demoDesktop = await startDemoDesktop({ host: '127.0.0.1', port: 0, name: 'Porthole demo desktop', password: facts.vnc_password });
       backends.allowEndpoint(demoDesktop.host, demoDesktop.port); // the gateway's own demo desktop, whatever the list says
-      await applyFleet(store, secrets, clock, demoFleet(facts, demoDesktop.host, demoDesktop.port), { operatorDomainNames, backends });
+      const existingUser = await store.identity.findUserByName(deriveDomainId(facts.domain), facts.user);
+      await applyFleet(store, secrets, clock, demoFleet(facts, demoDesktop.host, demoDesktop.port, existingUser?.id), { operatorDomainNames, backends });
       // One AK/SK for the demo user, kept across restarts in demo.json and the store.
       const demoUser = await store.identity.findUserByName(deriveDomainId(facts.domain), facts.user);
+      // The desktop names its user by IAM id: if the fleet had to pick another id than the derived one, say that one.
+      if (demoUser && !existingUser && demoUser.id !== deriveUserId(facts.domain, facts.user)) {
+        await applyFleet(store, secrets, clock, demoFleet(facts, demoDesktop.host, demoDesktop.port, demoUser.id));
+      }
       if (demoUser) {
         const key = await accessKeys.ensureKey(demoUser.id, facts.ak, facts.sk, 'Porthole demo key');
         facts.ak = key.ak;
@@ -372,14 +410,19 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     late.admin = admin;
     // Users the start-up fleet deleted, disabled or demoted may hold links and consoles on other nodes.
     if (fleetUsersChanged.length > 0) await admin.usersChanged(fleetUsersChanged);
+    let apiHandler: ((req: http.IncomingMessage, res: http.ServerResponse) => void) | null = null;
     const app = await buildApi({ config, store, iam, consoles, audit, web, accessKeys, rateLimits, clock, admin, assistance }, {
       logger: log,
       metrics,
       health: { nodeId, version, draining: () => draining },
-      serverFactory: (handler) => { server.on('request', handler); return server; },
+      serverFactory: (handler) => { apiHandler = handler; return server; },
     });
-    server.on('upgrade', (req, socket, head) => upgrade.handle(req, socket, head));
+    // Fastify has put its own 'clientError' listener (the same responder) on the server.
+    server.off('clientError', earlyClientErrors);
     await app.ready();
+    // Only now: before `ready` Fastify's routes are not all there.
+    serving.api = apiHandler;
+    serving.upgrade = upgrade;
     log.info({ url: config.publicUrl, address, nodeId, store: store.dialect, redis: redis !== null, bus: bus?.kind ?? null }, 'porthole listening');
     membership.start();
     const prober = new Prober(store, clock, log, {
@@ -429,6 +472,7 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
           // surviving node's reaper once this node's row is gone or stale.
           await sessions.retryPending().catch((err: unknown) => log.warn({ err, pending: sessions.pendingEnds() }, 'could not record every session end'));
           await membership.deregister().catch((err: unknown) => log.warn({ err }, 'could not remove this node from the nodes table'));
+          serving.stopped = true; // requests still arriving on open connections: 503, not Fastify's own closing answer
           await app.close();
           server.closeAllConnections();
           await finalBus?.close().catch(() => undefined);

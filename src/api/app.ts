@@ -4,10 +4,10 @@
  * the routes. WebSocket upgrades never reach Fastify: proxy/upgrade.ts handles them on the server's
  * 'upgrade' event first.
  */
-import { randomUUID } from 'node:crypto';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerFactory } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerFactory } from 'fastify';
 import type { Logger } from 'pino';
 import { ApiError, renderErrorBody } from '../errors.js';
+import { clientErrorHandler, newRequestId } from '../http-errors.js';
 import { redactUrl } from '../observability/redact.js';
 import type { ApiContext } from './context.js';
 import { serviceOf } from './http.js';
@@ -62,6 +62,21 @@ function fromFastifyError(err: { code?: string; statusCode?: number; message?: s
   return new ApiError('internal');
 }
 
+/**
+ * Requests the router refuses before any route or hook runs (Fastify `frameworkErrors`): a path that is
+ * not valid percent-encoding, a path parameter longer than `maxParamLength`. They get the APIG body and
+ * `X-Request-Id` like everything else; the message does not echo the path.
+ */
+function frameworkError(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
+  const [status, code, message] = err.code === 'FST_ERR_BAD_URL' ? [400, 'APIGW.0201', 'API request error: the URL is not valid percent-encoding.']
+    : err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? [414, 'APIGW.0201', 'Request URI too large.']
+    : [500, 'APIGW.0601', 'Internal server error.'];
+  if (status === 500) req.log.error({ reqId: req.id, err }, 'request failed in the router');
+  else req.log.info({ reqId: req.id, status, code: err.code }, 'request refused by the router');
+  void reply.code(status).header('x-request-id', req.id).header('x-porthole-error-code', code).type('application/json')
+    .send(renderErrorBody('apigw', code, message, req.id));
+}
+
 export async function buildApi(ctx: ApiContext, opts: BuildApiOptions): Promise<FastifyInstance> {
   const app: FastifyInstance = Fastify({
     loggerInstance: opts.logger as unknown as FastifyBaseLogger,
@@ -70,8 +85,11 @@ export async function buildApi(ctx: ApiContext, opts: BuildApiOptions): Promise<
     bodyLimit: ctx.config.bodyLimitBytes,
     trustProxy: ctx.config.trustProxy,
     requestIdHeader: false,
-    genReqId: () => randomUUID().replace(/-/g, ''),
+    genReqId: newRequestId,
     return503OnClosing: true,
+    // Node's parser refusals (malformed request, headers too large…) in the APIG shape, not Fastify's.
+    clientErrorHandler: clientErrorHandler(opts.logger),
+    frameworkErrors: frameworkError,
     ...(opts.serverFactory ? { serverFactory: opts.serverFactory } : {}),
     routerOptions: { maxParamLength: 200, ignoreTrailingSlash: false },
   });

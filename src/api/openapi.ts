@@ -15,7 +15,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { CloseCode, CloseReason } from '../close-codes.js';
-import { DESKTOP_DETAIL_FIELDS } from './routes/consoles.js';
+import { desktopDetailSchema } from '../domain/desktop.js';
 import { adminOpenApiPaths, adminOpenApiSchemas } from './openapi-admin.js';
 import { assistanceOpenApiPaths, assistanceOpenApiSchemas } from './openapi-assistance.js';
 
@@ -183,7 +183,7 @@ function handWritten(o: OpenApiOptions): Json {
           requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['remote_console'], properties: { remote_console: { type: 'object', required: ['protocol', 'type'], properties: { protocol: { const: 'vnc' }, type: { const: 'novnc' } } } } } } } },
           responses: {
             200: json({ type: 'object', properties: { remote_console: ref('RemoteConsole') } }, 'The console URL (single use, 600 s by default).'),
-            400: err('ecs', 'Ecs.0005 bad body, malformed JSON or wrong content type; Ecs.0000 the server has no console.', true),
+            400: err('ecs', 'Ecs.0005 bad body, malformed JSON, wrong content type or malformed project id; Ecs.0000 the server has no console.', true),
             404: err('ecs', 'Ecs.0114 no such server in the project.'), ...authErrors(),
           },
         }),
@@ -193,7 +193,7 @@ function handWritten(o: OpenApiOptions): Json {
           operationId: 'showPhysicalServerRemoteConsole', security, parameters: [projectId, pathParam('id', 'Physical server id.')],
           responses: {
             200: json({ type: 'object', required: ['url'], properties: { url: { type: 'string', format: 'uri' } } }, 'The console URL.'),
-            400: err('clouddc', 'iMetal.0101 the server is not in a ready state.', true),
+            400: err('clouddc', 'iMetal.0101 the server is not in a ready state; iMetal.0001 malformed project or server id.', true),
             404: err('clouddc', 'iMetal.0100 no such physical server.'), ...authErrors(),
           },
         }),
@@ -203,7 +203,7 @@ function handWritten(o: OpenApiOptions): Json {
           operationId: 'showDesktopRemoteConsole', security, parameters: [projectId, pathParam('desktop_id', 'Desktop id.')],
           responses: {
             200: json(ref('RemoteConsole'), 'The console URL.'),
-            400: err('workspace', 'WKS.0001 bad request or the desktop has no console.', true),
+            400: err('workspace', 'WKS.0001 bad request (malformed project or desktop id) or the desktop has no console.', true),
             404: err('workspace', 'WKS.0202 no such desktop.'), ...authErrors(),
           },
         }),
@@ -211,7 +211,10 @@ function handWritten(o: OpenApiOptions): Json {
       '/v2/{project_id}/desktops/{desktop_id}': {
         get: op('workspace', 'Get a desktop (DesktopDetailInfo)', {
           operationId: 'showDesktopDetail', security, parameters: [projectId, pathParam('desktop_id', 'Desktop id.')],
-          responses: { 200: json({ type: 'object', properties: { desktop: ref('DesktopDetailInfo') } }, 'The desktop.'), 404: err('workspace', 'WKS.0202 no such desktop.'), ...authErrors() },
+          responses: {
+            200: json({ type: 'object', properties: { desktop: ref('DesktopDetailInfo') } }, 'The desktop.'),
+            400: err('workspace', 'WKS.0001 malformed project or desktop id.', true), 404: err('workspace', 'WKS.0202 no such desktop.'), ...authErrors(),
+          },
         }),
       },
       '/admin/v1/nodes': {
@@ -328,8 +331,8 @@ function handWritten(o: OpenApiOptions): Json {
         },
         AdminError: { type: 'object', required: ['error_code', 'error_msg'], properties: { error_code: { type: 'string', examples: ['PH.0400'] }, error_msg: { type: 'string' }, request_id: { type: 'string' } } },
         UpgradeRefusal: {
-          type: 'object', required: ['error_code', 'error_msg', 'reason'], description: 'A refused console WebSocket upgrade (sent with Connection: close, never after a 101).',
-          properties: { error_code: { type: 'string', examples: ['PH.WS.410'] }, error_msg: { type: 'string' }, reason: { type: 'string', examples: ['token_used', 'token_expired', 'origin_forbidden'] } },
+          type: 'object', required: ['error_code', 'error_msg', 'reason', 'request_id'], description: 'A refused console WebSocket upgrade (sent with Connection: close and X-Request-Id, never after a 101; a 503 with Retry-After).',
+          properties: { error_code: { type: 'string', examples: ['PH.WS.410'] }, error_msg: { type: 'string' }, reason: { type: 'string', examples: ['token_used', 'token_expired', 'origin_forbidden', 'starting'] }, request_id: { type: 'string' } },
         },
         TokenRequest: {
           type: 'object', required: ['auth'],
@@ -373,8 +376,7 @@ function handWritten(o: OpenApiOptions): Json {
           properties: { type: { const: 'novnc' }, protocol: { const: 'vnc' }, url: { type: 'string', format: 'uri', description: '{public_url}/vnc/{zone}/vnc_auto.html?token=T&lang=EN' } },
         },
         DesktopDetailInfo: {
-          type: 'object', description: 'Every documented DesktopDetailInfo field the stored desktop has.',
-          properties: Object.fromEntries(DESKTOP_DETAIL_FIELDS.map((f) => [f, {}])),
+          ...desktopDetailSchema(), description: 'Every documented DesktopDetailInfo field, with its documented type; an unset one is [] (list), {} (map) or null. `status` is ACTIVE, SHUTOFF, ERROR or HIBERNATED.',
         },
         AuditEvent: {
           type: 'object',

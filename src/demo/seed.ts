@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { restrictFiles } from '../private-files.js';
-import { deriveDomainId, deriveProjectId, deriveResourceId, type FleetSpec } from '../domain/fleet.js';
+import { deriveDomainId, deriveProjectId, deriveResourceId, deriveUserId, type FleetSpec } from '../domain/fleet.js';
 
 export interface DemoFacts {
   domain: string;
@@ -58,8 +58,12 @@ export function writeDemoFacts(dataDir: string, facts: DemoFacts): void {
   restrictFiles(file);
 }
 
-/** The demo as a fleet, pointing every machine at the demo desktop on `vncPort`. */
-export function demoFleet(facts: DemoFacts, vncHost: string, vncPort: number): FleetSpec {
+/**
+ * The demo as a fleet, pointing every machine at the demo desktop on `vncPort`. The desktop is
+ * assigned to the demo user by its IAM id (`userId`: the stored user's, else the id the fleet derives),
+ * in the Linux administrators' group — the demo desktop says it runs Linux.
+ */
+export function demoFleet(facts: DemoFacts, vncHost: string, vncPort: number, userId: string = deriveUserId(DOMAIN, facts.user)): FleetSpec {
   const console = { host: vncHost, port: vncPort, security: 'vncauth' as const, password: facts.vnc_password, zone: 'demo' };
   const created = '2026-01-01T00:00:00.000Z';
   return {
@@ -79,8 +83,8 @@ export function demoFleet(facts: DemoFacts, vncHost: string, vncPort: number): F
               computer_name: 'demo-desktop', os_host_name: 'demo-desktop', desktop_type: 'DEDICATED', created,
               ip_addresses: ['192.168.0.10'], ipv4: '192.168.0.10',
               addresses: { 'demo-net': [{ addr: '192.168.0.10', version: '4', 'OS-EXT-IPS-MAC:mac_addr': 'fa:16:3e:00:00:10', 'OS-EXT-IPS:type': 'fixed' }] },
-              user_list: [facts.user], user_name: facts.user, user_group: 'administrators',
-              attach_user_infos: [{ user_id: 'demo', user_name: facts.user, user_group: 'administrators', type: 'USER' }],
+              user_list: [facts.user], user_name: facts.user, user_group: 'sudo',
+              attach_user_infos: [{ user_id: userId, user_name: facts.user, user_group: 'sudo', type: 'USER' }],
               metadata: { image_name: 'Porthole demo', os_type: 'Linux', os_bit: '64', desktop_os_version: 'Porthole demo 1.0' },
               flavor: { id: 'workspace.x86.general.xlarge2', links: [] },
               task_status: '', in_maintenance_mode: false, login_status: 'REGISTERED',

@@ -97,7 +97,7 @@ export function parseFleet(text: string, source = 'fleet'): FleetSpec {
             if (isObj(r.attributes)) attributes = r.attributes;
             else problems.push(`${at([...rp, 'attributes'])}: must be a mapping`);
           }
-          if (kind === 'desktop') for (const pr of desktopAttributeProblems(attributes)) problems.push(`${at([...rp, 'attributes', pr.field])}: ${pr.message}`);
+          if (kind === 'desktop') for (const pr of desktopAttributeProblems(attributes)) problems.push(`${at([...rp, 'attributes', ...pr.path])}: ${pr.message}`);
           let endpoint: FleetEndpoint | null = null;
           if (r.console !== undefined && r.console !== null) {
             const cp = [...rp, 'console'];

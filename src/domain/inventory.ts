@@ -17,7 +17,7 @@ import type { ConsoleEndpoint, ConsoleTokenRecord, ProjectRecord, ResourceKind, 
 import type { Principal } from './authz.js';
 import { ANY_BACKEND, type BackendPolicy } from './backend-policy.js';
 import type { Clock } from './clock.js';
-import { assignDesktopUser, desktopAttributeProblems, unassignDesktopUser } from './desktop.js';
+import { assignDesktopUser, defaultUserGroup, desktopAttributeProblems, unassignDesktopUser, userGroupsFor } from './desktop.js';
 import { checkName, type AdminAccess } from './directory.js';
 import { checkEndpoint, endpointTarget, endpointsEqual, openEndpointSecret, rawEndpointTarget, sameTarget, sealEndpoint, vncUrl } from './endpoint-spec.js';
 import { STATUS_RE, UUID_RE, deriveResourceId } from './fleet-model.js';
@@ -243,8 +243,11 @@ export class InventoryService {
     this.access.require(p, 'admin:desktops:assignUser');
     const { resource: r, project } = await this.access.resource(p, desktopId, 'desktop');
     const name = checkName('user_name', userName);
-    const g = group ?? 'users';
-    if (typeof g !== 'string' || !['sudo', 'default', 'administrators', 'users'].includes(g)) throw bad('user_group must be sudo, default, administrators or users.');
+    // The group is one of the desktop's OS (Linux sudo/default, Windows administrators/users); by default its standard users'.
+    const osType = isObj(r.attributes.metadata) ? r.attributes.metadata.os_type : undefined;
+    const groups = userGroupsFor(osType);
+    const g = group ?? defaultUserGroup(osType);
+    if (typeof g !== 'string' || !groups.includes(g)) throw bad(`user_group must be ${groups.join(', ')}${typeof osType === 'string' ? ` on a ${osType} desktop` : ''}.`);
     const user = await this.store.identity.findUserByName(project.domainId, name);
     if (!user) throw new ApiError('not_found', `Could not find user ${name} in the desktop's domain.`);
     return this.commit(r, { ...r, attributes: assignDesktopUser(r.attributes, { id: user.id, name: user.name }, g) });

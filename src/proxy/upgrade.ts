@@ -24,6 +24,7 @@ import { runConsoleSession, type SessionEnd } from './console-session.js';
 import type { ConsoleGrant } from '../domain/consoles.js';
 import type { ConsoleSessionRecord, ConsoleTokenRecord, TokenPurpose } from '../store/types.js';
 import { PAGE_PROTOCOL_PREFIX, pageKeyFromProtocols } from '../domain/assist-page-key.js';
+import { newRequestId } from '../http-errors.js';
 
 const PATH_RE = /^\/vnc\/([A-Za-z0-9._-]{1,64})\/(?:websockify)?$/;
 const WS_KEY_RE = /^[+/0-9A-Za-z]{22}==$/;
@@ -86,15 +87,21 @@ export interface UpgradeHandler {
   stopAccepting(): void;
 }
 
-function reject(socket: Duplex, status: number, reason: string, message: string): void {
+/**
+ * A refused upgrade: the gateway's error body (`request_id`, as every response) plus the `reason` the
+ * console page explains; `X-Request-Id`; a 503 says when to retry.
+ */
+export function reject(socket: Duplex, status: number, reason: string, message: string): void {
   if (socket.destroyed) return;
-  const body = JSON.stringify({ error_code: `PH.WS.${status}`, error_msg: message, reason });
+  const requestId = newRequestId();
+  const body = JSON.stringify({ error_code: `PH.WS.${status}`, error_msg: message, reason, request_id: requestId });
   const text = { 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 410: 'Gone', 409: 'Conflict', 429: 'Too Many Requests', 503: 'Service Unavailable' }[status] ?? 'Error';
   // The HTTP server allows half-open sockets, so `end()` alone would keep the socket (and its
   // descriptor) for as long as the client keeps its side open: destroy it once the reply is flushed.
   // A client that never reads the reply is cut by the upgrade deadline, which stays armed until 'close'.
   socket.end(
     `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n` +
+    `X-Request-Id: ${requestId}\r\n${status === 503 || status === 429 ? `Retry-After: ${reason === 'store_unavailable' ? 5 : 1}\r\n` : ''}` +
     `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
     destroyAfterFlush.bind(socket),
   );

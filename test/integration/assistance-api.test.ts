@@ -121,17 +121,21 @@ describe('remote assistance API', () => {
     assert.equal((await cancel(t, who.helpdesk)).status, 204);
   });
 
-  it('isolation and errors: no credentials 401, another project 403, unknown or malformed desktop 404 WKS.0202', async () => {
+  it('isolation and errors: no credentials 401, another project 403, unknown desktop 404 WKS.0202, malformed desktop id 400 WKS.0001', async () => {
     const none = await call(assistUrl(t));
     assert.equal(none.status, 401);
     assert.equal((none.body as { error_code: string }).error_code, 'APIGW.0301');
     const otherProject = await call(assistUrl(t, t.gw.demo!.facts.desktop_id, randomBytes(16).toString('hex')), { headers: { 'x-auth-token': who.helpdesk } });
     assert.equal(otherProject.status, 403);
-    for (const id of [randomUUID(), 'not*a*desktop', t.gw.demo!.facts.cloudserver_id]) {
+    for (const id of [randomUUID(), t.gw.demo!.facts.cloudserver_id]) {
       const r = await call(assistUrl(t, encodeURIComponent(id)), { headers: { 'x-auth-token': who.helpdesk } });
       assert.equal(r.status, 404, `${id}: ${r.text}`);
       assert.equal((r.body as { error_code: string }).error_code, 'WKS.0202');
     }
+    // The seed documents 400 for a malformed request (seed: conformance, reliability issue item 2).
+    const malformed = await call(assistUrl(t, encodeURIComponent('not*a*desktop')), { headers: { 'x-auth-token': who.helpdesk } });
+    assert.equal(malformed.status, 400, malformed.text);
+    assert.equal((malformed.body as { error_code: string }).error_code, 'WKS.0001');
   });
 
   it('every step is in the audit trail, with the API calls themselves', async () => {

@@ -15,7 +15,7 @@ import type { ResourceKind, ResourceRecord } from '../../store/types.js';
 import type { ApiContext } from '../context.js';
 import { jsonBody, PROJECT_ID_RE, RESOURCE_ID_RE, setNoStore } from '../http.js';
 import type { makeAuthenticate } from '../auth.js';
-import { DESKTOP_DETAIL_FIELDS } from '../../domain/desktop.js';
+import { DESKTOP_DETAIL_FIELDS, unsetValue, workspaceStatusOf } from '../../domain/desktop.js';
 import { loginStatusOf } from '../../domain/liveness.js';
 import { systemClock } from '../../domain/clock.js';
 
@@ -24,15 +24,19 @@ type Authenticate = ReturnType<typeof makeAuthenticate>;
 /** Every DesktopDetailInfo field (reference E.5); only these leave the gateway. */
 export { DESKTOP_DETAIL_FIELDS } from '../../domain/desktop.js';
 
-/** DesktopDetailInfo of a stored desktop; `loginStatus` is the live one (domain/liveness.ts) when known. */
+/**
+ * DesktopDetailInfo of a stored desktop; `loginStatus` is the live one (domain/liveness.ts) when known.
+ * Every documented field is there, an unset one as [] (list), {} (map) or null, and `status` is one of
+ * Workspace's: typed clients find the model they expect.
+ */
 export function desktopDetail(r: ResourceRecord, loginStatus?: string): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const k of DESKTOP_DETAIL_FIELDS) if (Object.prototype.hasOwnProperty.call(r.attributes, k)) out[k] = r.attributes[k];
+  for (const k of DESKTOP_DETAIL_FIELDS) out[k] = Object.prototype.hasOwnProperty.call(r.attributes, k) ? r.attributes[k] : unsetValue(k);
   out.desktop_id = r.id;
   out.computer_name = r.attributes.computer_name ?? r.name;
-  out.status = r.status;
+  out.status = workspaceStatusOf(r.status);
   if (loginStatus !== undefined) out.login_status = loginStatus;
-  if (out.created === undefined) out.created = new Date(r.createdAt).toISOString().replace(/\.\d{3}Z$/, '.000Z');
+  if (out.created === null) out.created = new Date(r.createdAt).toISOString().replace(/\.\d{3}Z$/, '.000Z');
   return out;
 }
 
@@ -46,10 +50,16 @@ export function makeProjectGuard(ctx: ApiContext, authenticate: Authenticate) {
     // Recorded before authentication so that refused attempts show what they aimed at (ids from the path only).
     req.auditResource = { kind, id: id.slice(0, 128), projectId: PROJECT_ID_RE.test(projectId) ? projectId : null };
     const principal = await authenticate(req);
-    if (!PROJECT_ID_RE.test(projectId)) throw new ApiError('project_mismatch');
+    // A malformed project id is a bad request (the service's 400), not another project's.
+    if (!PROJECT_ID_RE.test(projectId)) throw new ApiError('bad_request', 'Invalid request parameter: project_id must be a project ID (32 lower-case hexadecimal characters).');
     const project = await ctx.iam.project(projectId);
     authorize(principal, projectId, project?.domainId, action);
-    if (id !== '*' && !RESOURCE_ID_RE.test(id)) throw new ApiError('not_found', notFoundMessage(kind, id.slice(0, 64)));
+    if (id !== '*' && !RESOURCE_ID_RE.test(id)) {
+      // CloudDC and Workspace document 400 for a malformed request (seeds 001, 003, 004); ECS documents no 400 for its id: it cannot be found.
+      if (kind === 'cloudserver') throw new ApiError('not_found', notFoundMessage(kind, id.slice(0, 64)));
+      throw new ApiError('bad_request', kind === 'desktop' ? 'Invalid request parameter: desktop_id is not a desktop ID.'
+        : 'A request parameter contains invalid or unsupported value: id');
+    }
     return principal;
   };
 }
