@@ -213,6 +213,23 @@ describe('backup and restore of the embedded SQLite database', () => {
     }
   });
 
+  it('backup: a gateway started on a restored database without its master key says MASTER_KEY_MISMATCH at start, naming the key id the secrets need', async () => {
+    const host3 = path.join(root, 'host3');
+    const original = path.join(dataDir, 'master.key');
+    assert.equal((await cli(['restore', good, '--data-dir', host3, '--master-key-file', original], {})).code, 0);
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'info' }, { write: (s: string) => { lines.push(JSON.parse(s) as Record<string, unknown>); } });
+    const { config } = loadConfig({ argv: ['--port', '0', '--host', '127.0.0.1', '--data-dir', host3, '--probe-interval-seconds', '0', '--demo'], env: {} });
+    const gw = await startGateway(config, { logger }); // no key given: the gateway generates a new one
+    await gw.close();
+    const wanted = json<{ restore: { master_key_id: string } }>(await cli(['restore', good, '--data-dir', path.join(root, 'unused'), '--master-key-file', original, '--check', '--json'], {}));
+    const line = lines.find((l) => l.code === 'MASTER_KEY_MISMATCH');
+    assert.ok(line, `no MASTER_KEY_MISMATCH line in ${lines.map((l) => l.msg).join(' | ')}`);
+    assert.ok(Object.keys(line.sealedUnder as object).length > 0);
+    assert.ok(JSON.stringify(line).includes(wanted.restore.master_key_id), JSON.stringify(line));
+    assert.ok(!JSON.stringify(lines).includes(readFileSync(original, 'utf8').trim()), 'never the key itself');
+  });
+
   it('backup: backup refuses a data directory without a database (DATABASE_MISSING, exit 3), and PostgreSQL configurations are sent to pg_dump', async () => {
     const r = await cli(['backup', '--out', path.join(root, 'x.bak'), '--data-dir', path.join(root, 'empty')], {});
     assert.equal(r.code, 3, r.stderr);
