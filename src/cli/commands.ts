@@ -578,9 +578,11 @@ export const COMMANDS: Command[] = [
     async run(c) {
       const out = required(c.a, 'out');
       const config = localConfig(c);
-      const keys = masterKeysFor(config);
-      if (keys.length === 0) c.note(`no master key found (${path.join(config.dataDir, 'master.key')} or --master-key-file): the backup will not say which key its secrets need`);
-      const manifest = await local('backup', () => backupSqlite({ dbFile: sqliteFileOf(config.dataDir), out, masterKey: keys[0] ?? null, version: gatewayVersion() }));
+      const manifest = await local('backup', () => {
+        const keys = masterKeysFor(config);
+        if (keys.length === 0) c.note(`no master key found (${path.join(config.dataDir, 'master.key')} or --master-key-file): the backup will not say which key its secrets need`);
+        return backupSqlite({ dbFile: sqliteFileOf(config.dataDir), out, masterKey: keys[0] ?? null, version: gatewayVersion() });
+      });
       c.out({ backup: { file: out, ...manifest } }, () => details({ file: out, ...manifest, sealed_key_ids: manifest.sealed_key_ids }));
     },
   },
@@ -591,7 +593,7 @@ export const COMMANDS: Command[] = [
       const config = localConfig(c);
       const dbFile = sqliteFileOf(config.dataDir);
       const check = has(c.a, 'check');
-      const r = await local('restore', () => restoreSqlite({ file: c.a.positional[0]!, dbFile, keys: masterKeysFor(config), keyHint: path.join(config.dataDir, 'master.key'), check }));
+      const r = await local('restore', async () => restoreSqlite({ file: c.a.positional[0]!, dbFile, keys: masterKeysFor(config), keyHint: path.join(config.dataDir, 'master.key'), check }));
       const out = { file: c.a.positional[0]!, database: dbFile, checked_only: check, previous: r.previous, ...r.manifest, pending_migrations: r.pending_migrations };
       c.out({ restore: out }, () => details(out));
       if (check) c.note('the backup is sound and this master key opens its secrets; nothing was changed');
