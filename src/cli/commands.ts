@@ -1,6 +1,7 @@
 /**
  * The `porthole <noun> <verb>` commands. Each maps to one admin API call (api/routes/admin-*.ts) or,
- * for `login` and `key generate`, to what needs no admin credentials. Data goes to stdout (a table, a
+ * for `login` and `key generate`, to what needs no admin credentials; `backup` and `restore` work on
+ * the local data directory instead (store/sqlite/backup.ts). Data goes to stdout (a table, a
  * `key: value` block, or with --json the API's JSON), diagnostics to stderr.
  */
 import { randomBytes } from 'node:crypto';

@@ -6,7 +6,8 @@
  * the documented way is pg_dump / pg_restore (docs/deployment.md), exercised here on a test schema.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -24,6 +25,7 @@ import { call, login, websocketUrl } from '../helpers/gateway.js';
 import { createTestSchema, describePostgres, TEST_DATABASE_URL, type TestSchema } from '../helpers/postgres.js';
 import { RfbTestClient } from '../helpers/rfb-client.js';
 
+const require = createRequire(import.meta.url);
 const silent = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 
 async function startIn(dataDir: string, extra: string[] = []): Promise<Gateway> {
@@ -136,6 +138,29 @@ describe('backup and restore of the embedded SQLite database', () => {
     } finally {
       await gw.close();
     }
+  });
+
+  it('backup: after a crash (the gateway killed, its -wal and -shm left behind) restore works and keeps the crashed database whole beside it', async () => {
+    const crashDir = path.join(root, 'crashed');
+    assert.equal((await cli(['restore', good, '--data-dir', crashDir, '--master-key-file', path.join(dataDir, 'master.key')], {})).code, 0);
+    // A process that writes in WAL mode and is killed: its last row lives only in porthole.db-wal.
+    const child = spawn(process.execPath, ['-e', `
+      const D = require(${JSON.stringify(require.resolve('better-sqlite3'))});
+      const db = new D(${JSON.stringify(path.join(crashDir, 'porthole.db'))});
+      db.pragma('journal_mode = WAL'); db.pragma('wal_autocheckpoint = 0');
+      db.prepare("insert into audit_events (id, at, action, result) values ('crash-marker', 1, 'x', 'success')").run();
+      console.log('written'); setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+    assert.ok(existsSync(path.join(crashDir, 'porthole.db-wal')) && existsSync(path.join(crashDir, 'porthole.db-shm')), 'the crash left its WAL files');
+    const r = await cli(['restore', good, '--data-dir', crashDir, '--master-key-file', path.join(dataDir, 'master.key')], {});
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(readdirSync(crashDir).filter((n) => n.startsWith('porthole.db')).sort(), ['porthole.db', 'porthole.db.before-restore']);
+    const kept = new SqliteDatabase(path.join(crashDir, 'porthole.db.before-restore'), { readonly: true });
+    try { assert.ok(kept.prepare("select 1 from audit_events where id = 'crash-marker'").get(), 'the WAL was folded into the kept database'); } finally { kept.close(); }
+    const restored = new SqliteDatabase(path.join(crashDir, 'porthole.db'), { readonly: true });
+    try { assert.equal(restored.prepare("select 1 from audit_events where id = 'crash-marker'").get(), undefined, 'and not replayed into the restored one'); } finally { restored.close(); }
   });
 
   it('backup: a truncated file, another format version, a file that is not a backup, altered bytes and a newer schema are refused with coded errors; nothing is touched', async () => {

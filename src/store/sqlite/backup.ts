@@ -341,9 +341,12 @@ export async function restoreSqlite(o: { file: string; dbFile: string; keys: rea
       lock.pragma('journal_mode = DELETE');
       lock.close();
     }
-    for (const f of [`${o.dbFile}-wal`, `${o.dbFile}-shm`, `${o.dbFile}-journal`]) {
-      if (existsSync(f)) throw new BackupError('DATABASE_IN_USE', `${f} is still there after the database was closed: is another process using it? Nothing was changed`);
+    for (const f of [`${o.dbFile}-wal`, `${o.dbFile}-journal`]) {
+      if (existsSync(f)) throw new BackupError('DATABASE_IN_USE', `${f} appeared after the database was closed: is another process opening it?`);
     }
+    // A -shm left by a gateway that crashed is a stale WAL index: in exclusive mode SQLite never used it,
+    // and with the WAL folded in and gone nothing can need it.
+    rmSync(`${o.dbFile}-shm`, { force: true });
     if (result.previous) {
       rmSync(result.previous, { force: true });
       linkSync(o.dbFile, result.previous);
