@@ -22,7 +22,7 @@ import { systemClock, type Clock } from './domain/clock.js';
 import { ConsoleService } from './domain/consoles.js';
 import { applyFleet, deriveDomainId, deriveUserId, parseFleet } from './domain/fleet.js';
 import { IamService } from './domain/iam.js';
-import { SecretBox } from './domain/secrets.js';
+import { keyIdOf, LEGACY_KEY_ID, SecretBox } from './domain/secrets.js';
 import { SessionService } from './domain/sessions.js';
 import { createStore } from './store/index.js';
 import { watchIdentityChanges } from './store/identity-watch.js';
@@ -122,6 +122,24 @@ function resolveMasterKey(config: Readonly<Config>, log: Logger): Buffer {
   restrictFiles(file);
   log.warn({ file }, 'generated a new master key; back it up: stored secrets cannot be read without it');
   return key;
+}
+
+/**
+ * Stored secrets sealed under a master key this node was not given (a database moved or restored
+ * without its key, or a key generated beside an existing database) cannot be opened: say so at start,
+ * with the key ids they need, instead of one failing console or AK/SK call at a time.
+ */
+async function reportUnopenableSecrets(store: Store, keyIds: ReadonlySet<string>, log: Logger): Promise<void> {
+  const foreign: Record<string, number> = {};
+  for (const v of await store.sealed.list()) {
+    const id = SecretBox.keyIdOfSealed(v.sealed);
+    if (id === undefined || id === LEGACY_KEY_ID || keyIds.has(id)) continue;
+    foreign[id] = (foreign[id] ?? 0) + 1;
+  }
+  if (Object.keys(foreign).length === 0) return;
+  log.error({ code: 'MASTER_KEY_MISMATCH', sealedUnder: foreign, keyIds: [...keyIds] },
+    'MASTER_KEY_MISMATCH: stored secrets (VNC passwords, client keys, AK secret keys) are sealed under master key ids this node was not given; ' +
+    'they cannot be opened until it runs with that key (master_key, or master_key_previous during a rotation)');
 }
 
 /** A log function for errors that repeat while something is down: the first, then at most one a minute. */
@@ -291,6 +309,7 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
     // Key ids are fingerprints, so every node opens what any node sealed; previous keys stay readable
     // until `porthole key rotate` has re-sealed everything under the current one.
     const secrets = SecretBox.forMasterKeys(masterKey, config.masterKeyPrevious);
+    const keyIds = new Set([keyIdOf(masterKey), ...config.masterKeyPrevious.map(keyIdOf)]);
     masterKey.fill(0);
     // Validated IAM tokens' principals, access keys and projects are reused for a few seconds; any
     // identity change through this node clears the cache here and, over the cluster bus, on every other node.
@@ -304,6 +323,7 @@ export async function startGateway(baseConfig: Readonly<Config>, opts: StartOpti
       await createStore(config, { onDatabaseError: (err) => log.warn({ err }, 'database connection error') }),
       announceIdentityChange,
     );
+    await reportUnopenableSecrets(store, keyIds, log).catch((err: unknown) => log.warn({ err }, 'could not check the stored secrets\' key ids'));
     const audit = new AuditService(store, (err) => log.error({ err }, 'audit record failed'));
     const version = gatewayVersion();
     const metrics = new GatewayMetrics({ nodeId, version, store: store.dialect });

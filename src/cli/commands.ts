@@ -1,13 +1,19 @@
 /**
  * The `porthole <noun> <verb>` commands. Each maps to one admin API call (api/routes/admin-*.ts) or,
- * for `login` and `key generate`, to what needs no admin credentials. Data goes to stdout (a table, a
+ * for `login` and `key generate`, to what needs no admin credentials; `backup` and `restore` work on
+ * the local data directory instead (store/sqlite/backup.ts). Data goes to stdout (a table, a
  * `key: value` block, or with --json the API's JSON), diagnostics to stderr.
  */
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { flag, flags, has, required, boolFlag, type FlagSpec, type ParsedArgs } from './args.js';
 import { CliError, ExitCode, httpError, queryString, type AdminClient } from './client.js';
 import { details, table, type Column } from './output.js';
+import { loadConfig, type Config } from '../config/index.js';
+import { ConfigError } from '../errors.js';
+import { gatewayVersion } from '../observability/metrics.js';
+import { backupSqlite, BackupError, masterKeysFor, restoreSqlite, sqliteFileOf } from '../store/sqlite/backup.js';
 
 type Json = Record<string, unknown>;
 
@@ -272,6 +278,14 @@ function machineCommands(kind: 'cloudserver' | 'physicalserver' | 'desktop', wha
     },
   ];
 }
+
+/** Flags of the local commands: where the data directory and the master key are, as for `porthole serve`. */
+const LOCAL_FLAGS: FlagSpec[] = [
+  { name: 'data-dir', value: true, help: 'The gateway\'s data directory (default $PORTHOLE_DATA_DIR, the config file\'s, else ./data).' },
+  { name: 'config', value: true, help: 'The gateway\'s YAML configuration file (for data_dir and the master key).' },
+  { name: 'master-key-file', value: true, help: 'The master key, if the gateway is given one (default $PORTHOLE_MASTER_KEY[_FILE], else {data_dir}/master.key).' },
+  { name: 'master-key-previous-file', value: true, help: 'Earlier master keys during a rotation.' },
+];
 
 export const COMMANDS: Command[] = [
   // Domains
@@ -565,6 +579,36 @@ export const COMMANDS: Command[] = [
     },
   },
 
+  // Backup and restore of the embedded SQLite database: local commands on the data directory (no gateway API)
+  {
+    noun: 'backup', verb: '', summary: 'Back up the embedded SQLite database to a file, while the gateway serves (local; PostgreSQL: pg_dump).',
+    flags: [{ name: 'out', value: true, help: 'The backup file to write (required; replaced atomically if it exists; mode 0600).' }, ...LOCAL_FLAGS],
+    async run(c) {
+      const out = required(c.a, 'out');
+      const config = localConfig(c);
+      const manifest = await local('backup', () => {
+        const keys = masterKeysFor(config);
+        if (keys.length === 0) c.note(`no master key found (${path.join(config.dataDir, 'master.key')} or --master-key-file): the backup will not say which key its secrets need`);
+        return backupSqlite({ dbFile: sqliteFileOf(config.dataDir), out, masterKey: keys[0] ?? null, version: gatewayVersion() });
+      });
+      c.out({ backup: { file: out, ...manifest } }, () => details({ file: out, ...manifest, sealed_key_ids: manifest.sealed_key_ids }));
+    },
+  },
+  {
+    noun: 'restore', verb: '', args: ['FILE'], summary: 'Restore a backup into the data directory (local; the gateway must be stopped).',
+    flags: [{ name: 'check', help: 'Verify the file and the master key only; change nothing.' }, ...LOCAL_FLAGS],
+    async run(c) {
+      const config = localConfig(c);
+      const dbFile = sqliteFileOf(config.dataDir);
+      const check = has(c.a, 'check');
+      const r = await local('restore', async () => restoreSqlite({ file: c.a.positional[0]!, dbFile, keys: masterKeysFor(config), keyHint: path.join(config.dataDir, 'master.key'), check }));
+      const out = { file: c.a.positional[0]!, database: dbFile, checked_only: check, previous: r.previous, ...r.manifest, pending_migrations: r.pending_migrations };
+      c.out({ restore: out }, () => details(out));
+      if (check) c.note('the backup is sound and this master key opens its secrets; nothing was changed');
+      else c.note(`restored ${dbFile}${r.previous ? ` (the previous database is ${r.previous})` : ''}; start the gateway${r.pending_migrations.length ? ': it will migrate the database to this release' : ''}`);
+    },
+  },
+
   // Audit trail
   {
     noun: 'audit', verb: 'list', summary: 'Show the audit trail of your domain, newest first.',
@@ -606,6 +650,38 @@ export const COMMANDS: Command[] = [
     },
   },
 ];
+
+
+/** The gateway's configuration as `porthole serve` would load it (defaults < file < env < flags), for the local commands. */
+function localConfig(c: Ctx): Readonly<Config> {
+  const argv: string[] = [];
+  for (const f of LOCAL_FLAGS) {
+    const v = flag(c.a, f.name);
+    if (v !== undefined) argv.push(`--${f.name}`, v);
+  }
+  let config: Readonly<Config>;
+  try {
+    config = loadConfig({ argv, env: c.io.env }).config;
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(err.message, ExitCode.USAGE);
+    throw err;
+  }
+  if (config.databaseUrl) {
+    throw new CliError('database_url is set: this gateway keeps its data in PostgreSQL; back it up with pg_dump and restore it with pg_restore (docs/deployment.md, "Backup and restore")', ExitCode.USAGE);
+  }
+  return config;
+}
+
+/** Runs a local backup/restore step; a refusal becomes its coded message with the documented exit code. */
+async function local<T>(what: 'backup' | 'restore', fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (!(err instanceof BackupError)) throw err;
+    const code = err.code === 'DATABASE_IN_USE' ? ExitCode.CONFLICT : err.code === 'DATABASE_MISSING' ? ExitCode.NOT_FOUND : what === 'restore' ? ExitCode.USAGE : ExitCode.FAILURE;
+    throw new CliError(`${what} refused: ${err.message}${what === 'restore' && err.code !== 'DATABASE_MISSING' ? ' (nothing was changed)' : ''}`, code);
+  }
+}
 
 /** `apply` output for people: one line per change, then a summary. */
 export function fleetDiff(body: unknown): string {

@@ -59,14 +59,17 @@ export interface StartNodeOptions {
   /** More flags (`--drain-grace-seconds 5` …). */
   args?: string[];
   readyMs?: number;
+  /** Another release's built entry point (a rolling upgrade's old node); default this checkout's dist/src/main.js. */
+  mainJs?: string;
 }
 
 export async function startNode(o: StartNodeOptions): Promise<NodeProcess> {
-  if (!existsSync(MAIN_JS)) throw new Error(`${MAIN_JS} is missing: run npm run build first`);
+  const mainJs = o.mainJs ?? MAIN_JS;
+  if (!existsSync(mainJs)) throw new Error(`${mainJs} is missing: run npm run build first`);
   const dataDir = mkdtempSync(path.join(os.tmpdir(), `porthole-${o.name}-`));
   const nodeId = `${o.name}-${randomBytes(3).toString('hex')}`;
   const args = [
-    MAIN_JS, 'serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--log-level', 'info', '--node-id', nodeId,
+    mainJs, 'serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--log-level', 'info', '--node-id', nodeId,
     '--probe-interval-seconds', '0',
   ];
   if (o.fleet !== undefined) {

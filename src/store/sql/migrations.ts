@@ -284,6 +284,29 @@ const migrations: Record<string, Migration> = {
   },
 };
 
+/** Every migration this release knows, in the order Kysely runs them (by name); the last is its schema version. */
+export const MIGRATION_NAMES: readonly string[] = Object.freeze(Object.keys(migrations).sort());
+
+/** The schema version of this release: the name of its latest migration. */
+export const LATEST_MIGRATION: string = MIGRATION_NAMES[MIGRATION_NAMES.length - 1]!;
+
+/** The migration bookkeeping table (Kysely's Migrator), read by backups and the newer-schema check. */
+export const MIGRATION_TABLE = 'porthole_migrations';
+
+/**
+ * The database was migrated by a newer release: migrations never run backwards, so this release
+ * refuses to start on it rather than run against a schema it does not know.
+ */
+export class UnknownMigrationsError extends Error {
+  readonly code = 'DB_SCHEMA_NEWER';
+
+  constructor(readonly unknown: readonly string[]) {
+    super(`DB_SCHEMA_NEWER: the database was migrated by a newer Porthole release; it has migration(s) this release does not know: ${unknown.join(', ')} ` +
+      `(this release knows up to ${LATEST_MIGRATION}). Migrations never run backwards: run that release or a newer one, or restore a backup made by this release.`);
+    this.name = 'UnknownMigrationsError';
+  }
+}
+
 class StaticProvider implements MigrationProvider {
   async getMigrations(): Promise<Record<string, Migration>> { return migrations; }
 }
@@ -296,10 +319,17 @@ class StaticProvider implements MigrationProvider {
  */
 export async function migrateToLatest(db: Kysely<unknown>, opts: { migrationTableSchema?: string } = {}): Promise<void> {
   const migrator = new Migrator({
-    db, provider: new StaticProvider(), migrationTableName: 'porthole_migrations', migrationLockTableName: 'porthole_migrations_lock',
+    db, provider: new StaticProvider(), migrationTableName: MIGRATION_TABLE, migrationLockTableName: 'porthole_migrations_lock',
     ...(opts.migrationTableSchema === undefined ? {} : { migrationTableSchema: opts.migrationTableSchema }),
   });
   const { error, results } = await migrator.migrateToLatest();
+  // Kysely refuses a database naming a migration it does not have ("previously executed migration X
+  // is missing") before running anything; say which release problem that is, with every unknown name.
+  if (error instanceof Error && /previously executed migration \S+ is missing/.test(error.message)) {
+    const table = opts.migrationTableSchema === undefined ? db : db.withSchema(opts.migrationTableSchema);
+    const rows = await (table as Kysely<Record<string, { name: string }>>).selectFrom(MIGRATION_TABLE).select('name').execute();
+    throw new UnknownMigrationsError(rows.map((r) => r.name).filter((n) => !MIGRATION_NAMES.includes(n)).sort());
+  }
   const failed = results?.find((r) => r.status === 'Error');
   if (error) throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${(error as Error).message ?? String(error)}`, { cause: error });
 }
