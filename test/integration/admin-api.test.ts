@@ -14,18 +14,10 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { endpointTarget, endpointTlsKeyAad } from '../../src/domain/endpoint-spec.js';
 import { signedCall } from '../helpers/aksk.js';
-import { call, login, startTestGateway, type HttpResult, type TestGateway } from '../helpers/gateway.js';
+import { call, login, startTestGateway, type HttpResult, type TestGateway, websocketUrl } from '../helpers/gateway.js';
 import { RfbTestClient } from '../helpers/rfb-client.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-function wsUrl(pageUrl: string): string {
-  const u = new URL(pageUrl);
-  u.protocol = 'ws:';
-  u.pathname = u.pathname.replace(/vnc_auto\.html$/, 'websockify');
-  u.searchParams.delete('lang');
-  return u.toString();
-}
 
 /** A throw-away self-signed certificate and key (openssl), or undefined without openssl. */
 function certificate(): { cert: string; key: string; otherKey: string } | undefined {
@@ -252,7 +244,7 @@ describe('admin API', () => {
     const open = async () => {
       const r = await call(`${t.url}/v1/${f.project_id}/cloudservers/${m.id}/remote_console`, { json: { remote_console: { protocol: 'vnc', type: 'novnc' } }, headers: { 'x-auth-token': token } });
       assert.equal(r.status, 200, r.text);
-      const c = await RfbTestClient.connect(wsUrl((r.body as Json).remote_console.url));
+      const c = await RfbTestClient.connect(websocketUrl((r.body as Json).remote_console.url));
       c.close();
     };
     await open();
@@ -312,7 +304,7 @@ describe('admin API', () => {
   it('sessions: a live one is listed with node, user, bytes and since; kill ends it with 4006 killed', async () => {
     const token = await login(t.url, f.user, f.password, f.domain, f.project_id);
     const r = await call(`${t.url}/v1/${f.project_id}/cloudservers/${f.cloudserver_id}/remote_console`, { json: { remote_console: { protocol: 'vnc', type: 'novnc' } }, headers: { 'x-auth-token': token } });
-    const c = await RfbTestClient.connect(wsUrl((r.body as Json).remote_console.url));
+    const c = await RfbTestClient.connect(websocketUrl((r.body as Json).remote_console.url));
     await c.requestUpdate();
     const live = ok(await api('GET', '/admin/v1/sessions')).sessions as Json[];
     assert.equal(live.length, 1);
@@ -334,12 +326,12 @@ describe('admin API', () => {
     const m = ok(await api('POST', '/admin/v1/desktops', { desktop: { project_id: f.project_id, name: 'rev-1', console: { url: `vnc://127.0.0.1:${t.gw.demo!.desktop.port}`, password: f.vnc_password } } }), 201).desktop;
     const token = await login(t.url, f.user, f.password, f.domain, f.project_id);
     const mint = async () => (await call(`${t.url}/v2/${f.project_id}/desktops/${m.id}/remote-consoles`, { headers: { 'x-auth-token': token } })).body as Json;
-    const c = await RfbTestClient.connect(wsUrl((await mint()).url));
+    const c = await RfbTestClient.connect(websocketUrl((await mint()).url));
     const pending = new URL((await mint()).url).searchParams.get('token')!;
     ok(await api('PATCH', `/admin/v1/desktops/${m.id}`, { desktop: { attributes: { ou_name: 'moved' } } }));
     assert.deepEqual(await c.closed, { code: 4007, reason: 'revoked' });
     assert.equal(await t.gw.consoles.state(pending, 'porthole'), 'revoked');
-    const c2 = await RfbTestClient.connect(wsUrl((await mint()).url));
+    const c2 = await RfbTestClient.connect(websocketUrl((await mint()).url));
     assert.equal((await api('DELETE', `/admin/v1/desktops/${m.id}`)).status, 204);
     assert.deepEqual(await c2.closed, { code: 4007, reason: 'revoked' });
   });
@@ -363,7 +355,7 @@ describe('admin API with console.end_sessions_on_change off', () => {
     const token = await login(t.url, f.user, f.password, f.domain, f.project_id);
     const mint = async () => new URL(((await call(`${t.url}/v2/${f.project_id}/desktops/${f.desktop_id}/remote-consoles`, { headers: { 'x-auth-token': token } })).body as Json).url);
     const u = await mint();
-    const c = await RfbTestClient.connect(wsUrl(u.toString()));
+    const c = await RfbTestClient.connect(websocketUrl(u.toString()));
     const pending = (await mint()).searchParams.get('token')!;
     const r = await signedCall(t.url, { ak: f.ak!, sk: f.sk! }, { method: 'PATCH', path: `/admin/v1/desktops/${f.desktop_id}`, json: { desktop: { attributes: { ou_name: 'elsewhere' } } } });
     assert.equal(r.status, 200, r.text);

@@ -14,19 +14,11 @@ import { VeNCryptSubtype } from '../../src/rfb/constants.js';
 import { vencryptSubtypesFor } from '../../src/rfb/client-handshake.js';
 import { signedCall } from '../helpers/aksk.js';
 import { assistUrl, cast } from '../helpers/assistance.js';
-import { call, login, startTestGateway, type HttpResult, type TestGateway } from '../helpers/gateway.js';
+import { call, login, startTestGateway, type HttpResult, type TestGateway, websocketUrl } from '../helpers/gateway.js';
 import { RfbTestClient } from '../helpers/rfb-client.js';
 import { makeTestPki, requireTools, type TestPki } from '../helpers/vnc-servers.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-
-function wsUrl(pageUrl: string): string {
-  const u = new URL(pageUrl);
-  u.protocol = 'ws:';
-  u.pathname = u.pathname.replace(/vnc_auto\.html$/, 'websockify');
-  u.searchParams.delete('lang');
-  return u.toString();
-}
 
 describe('endpoint and machine-id security', { skip: requireTools('openssl') }, () => {
   let t: TestGateway;
@@ -121,7 +113,7 @@ describe('endpoint and machine-id security', { skip: requireTools('openssl') }, 
     const open = async () => {
       const res = await call(`${t.url}/v1/${f.project_id}/cloudservers/${m.id}/remote_console`, { json: { remote_console: { protocol: 'vnc', type: 'novnc' } }, headers: { 'x-auth-token': token } });
       assert.equal(res.status, 200, res.text);
-      const c = await RfbTestClient.connect(wsUrl((res.body as Json).remote_console.url));
+      const c = await RfbTestClient.connect(websocketUrl((res.body as Json).remote_console.url));
       c.close();
       await c.closed;
     };
@@ -180,7 +172,7 @@ domains:
     // History of the first incarnation: a console session, a share space (with its password), audit events.
     const remote = await call(`${t.url}/v2/${f.project_id}/desktops/${d1.id}/remote-consoles`, { headers: { 'x-auth-token': people.helpdesk } });
     assert.equal(remote.status, 200, remote.text);
-    const c = await RfbTestClient.connect(wsUrl((remote.body as Json).url));
+    const c = await RfbTestClient.connect(websocketUrl((remote.body as Json).url));
     c.close();
     await c.closed;
     const url = assistUrl(t, d1.id);
