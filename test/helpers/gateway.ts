@@ -3,6 +3,7 @@
  * demo and an optional fleet file, plus helpers to call its API and to open its console WebSocket.
  * Every test cleans up with `close()`.
  */
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -58,6 +59,14 @@ export async function call(url: string, init: { method?: string; headers?: Recor
   let parsed: unknown = undefined;
   try { parsed = text ? JSON.parse(text) : undefined; } catch { parsed = undefined; }
   return { status: res.status, headers: res.headers, body: parsed, text };
+}
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** The parsed body of a response that must have `status` (its text is the failure message). */
+export function okBody(r: HttpResult, status = 200): Json {
+  assert.equal(r.status, status, r.text);
+  return r.body as Json;
 }
 
 export function passwordAuth(user: string, password: string, domain: string, scope: object | undefined) {

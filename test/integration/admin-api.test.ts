@@ -14,7 +14,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { endpointTarget, endpointTlsKeyAad } from '../../src/domain/endpoint-spec.js';
 import { signedCall } from '../helpers/aksk.js';
-import { call, login, startTestGateway, type HttpResult, type TestGateway, websocketUrl } from '../helpers/gateway.js';
+import { call, login, startTestGateway, type HttpResult, type TestGateway, websocketUrl, okBody as ok } from '../helpers/gateway.js';
 import { RfbTestClient } from '../helpers/rfb-client.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -43,7 +43,6 @@ describe('admin API', () => {
     signedCall(t.url, { ak: f.ak!, sk: f.sk! }, { method, path: p, ...(json === undefined ? {} : { json }) }, t.clock.offsetMs);
   const asToken = (token: string, method: string, p: string, json?: unknown) =>
     call(`${t.url}${p}`, { method, headers: { 'x-auth-token': token }, ...(json === undefined ? {} : { json }) });
-  const ok = (r: HttpResult, status = 200): Json => { assert.equal(r.status, status, r.text); return r.body as Json; };
   const fails = (r: HttpResult, status: number, code: string) => {
     assert.equal(r.status, status, r.text);
     assert.equal((r.body as Json).error_code, code, r.text);

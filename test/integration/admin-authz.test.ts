@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { signedCall } from '../helpers/aksk.js';
-import { call, login, startTestGateway, type HttpResult, type TestGateway } from '../helpers/gateway.js';
+import { call, login, startTestGateway, type HttpResult, type TestGateway, okBody as ok } from '../helpers/gateway.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -23,7 +23,6 @@ describe('admin API authorization', () => {
     signedCall(t.url, { ak: f.ak!, sk: f.sk! }, { method, path: p, ...(json === undefined ? {} : { json }) }, t.clock.offsetMs);
   const asToken = (token: string, method: string, p: string, json?: unknown) =>
     call(`${t.url}${p}`, { method, headers: { 'x-auth-token': token }, ...(json === undefined ? {} : { json }) });
-  const ok = (r: HttpResult, status = 200): Json => { assert.equal(r.status, status, r.text); return r.body as Json; };
   const domainToken = async (user: string, password: string, domain: string): Promise<string> => {
     const r = await call(`${t.url}/v3/auth/tokens`, {
       json: { auth: { identity: { methods: ['password'], password: { user: { name: user, password, domain: { name: domain } } } }, scope: { domain: { name: domain } } } },
@@ -100,7 +99,6 @@ describe('security #3: project-scoped credentials in the admin API', () => {
   let f: NonNullable<TestGateway['gw']['demo']>['facts'];
   const api = (method: string, p: string, json?: unknown): Promise<HttpResult> =>
     signedCall(t.url, { ak: f.ak!, sk: f.sk! }, { method, path: p, ...(json === undefined ? {} : { json }) }, t.clock.offsetMs);
-  const ok = (r: HttpResult, status = 200): Json => { assert.equal(r.status, status, r.text); return r.body as Json; };
   let projectB: Json;
   let machineB: Json;
   /** The two ways to hold a credential scoped to the demo project (A): an IAM project token, and AK/SK with X-Project-Id. */

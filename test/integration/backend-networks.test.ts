@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { signedCall } from '../helpers/aksk.js';
-import { call, startTestGateway, websocketUrl, type HttpResult, type TestGateway } from '../helpers/gateway.js';
+import { call, startTestGateway, websocketUrl, type HttpResult, type TestGateway, okBody as ok } from '../helpers/gateway.js';
 import { RfbTestClient } from '../helpers/rfb-client.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -25,7 +25,6 @@ describe('security #10: allowed backend networks', () => {
     signedCall(t.url, { ak: f.ak!, sk: f.sk! }, { method, path: p, ...(json === undefined ? {} : { json }) }, t.clock.offsetMs);
   const asRoot = (method: string, p: string, json?: unknown) =>
     call(`${t.url}${p}`, { method, headers: { 'x-auth-token': root }, ...(json === undefined ? {} : { json }) });
-  const ok = (r: HttpResult, status = 200): Json => { assert.equal(r.status, status, r.text); return r.body as Json; };
 
   before(async () => {
     // A port on the gateway's own host that a scan would look for: it must never see a connection.

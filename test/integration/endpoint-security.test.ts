@@ -14,7 +14,7 @@ import { VeNCryptSubtype } from '../../src/rfb/constants.js';
 import { vencryptSubtypesFor } from '../../src/rfb/client-handshake.js';
 import { signedCall } from '../helpers/aksk.js';
 import { assistUrl, cast } from '../helpers/assistance.js';
-import { call, login, startTestGateway, type HttpResult, type TestGateway, websocketUrl } from '../helpers/gateway.js';
+import { call, login, startTestGateway, type HttpResult, type TestGateway, websocketUrl, okBody as ok } from '../helpers/gateway.js';
 import { RfbTestClient } from '../helpers/rfb-client.js';
 import { makeTestPki, requireTools, type TestPki } from '../helpers/vnc-servers.js';
 
@@ -26,7 +26,6 @@ describe('endpoint and machine-id security', { skip: requireTools('openssl') }, 
   let pki: TestPki;
   const api = (method: string, p: string, json?: unknown): Promise<HttpResult> =>
     signedCall(t.url, { ak: f.ak!, sk: f.sk! }, { method, path: p, ...(json === undefined ? {} : { json }) }, t.clock.offsetMs);
-  const ok = (r: HttpResult, status = 200): Json => { assert.equal(r.status, status, r.text); return r.body as Json; };
   const fails = (r: HttpResult, status: number, code: string, re?: RegExp) => {
     assert.equal(r.status, status, r.text);
     assert.equal((r.body as Json).error_code, code, r.text);

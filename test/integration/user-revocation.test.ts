@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { signedCall } from '../helpers/aksk.js';
-import { call, login, startTestGateway, tryUpgrade, websocketUrl, type HttpResult, type TestGateway } from '../helpers/gateway.js';
+import { call, login, startTestGateway, tryUpgrade, websocketUrl, type HttpResult, type TestGateway, okBody as ok } from '../helpers/gateway.js';
 import { RfbTestClient } from '../helpers/rfb-client.js';
 import { deriveDomainId, deriveProjectId, deriveResourceId, deriveUserId } from '../../src/domain/fleet-model.js';
 import { cast, create as createAssistance, join, respond, space, wsUrlOf } from '../helpers/assistance.js';
@@ -55,7 +55,6 @@ describe('security #4/#13: a user deleted, disabled or demoted loses console lin
   /** As the demo administrator (AK/SK; the demo domain is an operator domain). */
   const admin = (method: string, p: string, json?: unknown): Promise<HttpResult> =>
     signedCall(t.url, { ak: f.ak!, sk: f.sk! }, { method, path: p, ...(json === undefined ? {} : { json }) }, t.clock.offsetMs);
-  const ok = (r: HttpResult, status = 200): Json => { assert.equal(r.status, status, r.text); return r.body as Json; };
   const applyFleet = async (text: string) => ok(await admin('POST', '/admin/v1/fleet', { fleet: text }));
 
   const tokenOf = (user: string, project = projectId) => login(t.url, user, PASSWORD, DOMAIN, project);
