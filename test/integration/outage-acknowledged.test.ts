@@ -11,12 +11,18 @@
  * A mint answered 200 whose audit row (written just after the answer) meets the outage: the row is
  * kept and written when the database answers again (the same trigger, on audit_events).
  *
+ * A session row whose INSERT the server committed while the network to it went away (the node heard
+ * nothing back and refused the upgrade 503): the row is closed (store_unavailable) once the database
+ * answers, instead of staying open for ever. The node reaches PostgreSQL through the TCP proxy of
+ * helpers/postgres.ts; a trigger holds the INSERT until the proxy has reset the connection.
+ *
  * Needs `npm run build` and PostgreSQL (CI=true: missing → failure).
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, it } from 'node:test';
 import { startDemoDesktop, type DemoDesktop } from '../../src/demo/desktop.js';
-import { createTestSchema, type TestSchema } from '../helpers/postgres.js';
+import { createTestSchema, startTcpProxy, type TcpProxy, type TestSchema } from '../helpers/postgres.js';
 import { describeWith } from '../helpers/redis.js';
 import { RfbTestClient } from '../helpers/rfb-client.js';
 import { call } from '../helpers/gateway.js';
@@ -30,21 +36,27 @@ await describeWith('a database outage between an acknowledgement and its rows', 
   let schema: TestSchema;
   let desktop: DemoDesktop;
   let node: NodeProcess;
+  let proxy: TcpProxy;
   let token: string;
 
   before(async () => {
     schema = await createTestSchema();
     await schema.admin(`set search_path to ${schema.name}`);
     desktop = await startDemoDesktop({ password: VNC_PASSWORD, name: 'outage token desktop' });
+    const db = new URL(schema.url);
+    proxy = await startTcpProxy(db.hostname, Number(db.port || 5432));
     node = await startNode({
-      name: 'outage-token', databaseUrl: schema.url, masterKey: newMasterKey(),
+      name: 'outage-ack', databaseUrl: proxy.urlFor(schema.url), masterKey: newMasterKey(),
       fleet: clusterFleet({ desk: { host: desktop.host, port: desktop.port } }, VNC_PASSWORD),
+      args: ['--cluster-heartbeat-seconds', '1'],
     });
     token = await clusterLogin(node.url, 'alice');
   });
 
   after(async () => {
+    proxy?.restore();
     await node?.stop();
+    await proxy?.close();
     await desktop?.close();
     await schema?.drop();
   });
@@ -101,5 +113,31 @@ await describeWith('a database outage between an acknowledgement and its rows', 
     assert.equal(row.result, 'success');
     const n = (await schema.admin('select count(*)::int as n from audit_events where request_id = $1', [requestId])).rows[0] as { n: number };
     assert.equal(n.n, 1, 'written once');
+  });
+
+  it('reliability: a session row whose insert committed but whose answer was lost (503 store_unavailable) is closed once the database answers', async () => {
+    const consoleUrl = (await mintConsole(node.url, token, 'desk')).consoleUrl!;
+    // The insert commits only after a pause; meanwhile the network to the database goes away.
+    await schema.admin(`create function ${schema.name}.chaos_slow() returns trigger language plpgsql as $$
+      begin perform pg_sleep(2); return new; end $$`);
+    await schema.admin(`create trigger chaos_slow after insert on ${schema.name}.console_sessions for each row execute function ${schema.name}.chaos_slow()`);
+    let refused: { status: number; body: string };
+    try {
+      const upgrading = tryUpgrade(websocketUrl(consoleUrl, node.url));
+      await until('the session insert running', async () =>
+        ((await schema.admin(`select 1 from pg_stat_activity where pid <> pg_backend_pid() and state = 'active' and query ilike '%insert into "console_sessions"%'`)).rows.length > 0 ? true : undefined), 10_000, 20);
+      proxy.refuse();
+      refused = await upgrading;
+    } finally {
+      proxy.restore();
+    }
+    assert.equal(refused.status, 503, refused.body);
+    await schema.admin(`drop trigger chaos_slow on ${schema.name}.console_sessions`);
+    // The server committed the row the node never heard back about: it must not stay open for ever.
+    const hash = createHash('sha256').update(new URL(consoleUrl).searchParams.get('token')!).digest('hex');
+    const rowOf = async () => (await schema.admin('select ended_at, close_reason from console_sessions where token_hash = $1', [hash])).rows[0] as { ended_at: string | null; close_reason: string } | undefined;
+    await until('the session row committed by the server', rowOf, 10_000, 100);
+    const row = await until('the orphan session row closed', async () => { const r = await rowOf(); return r?.ended_at !== null ? r : undefined; }, 15_000, 200);
+    assert.equal(row.close_reason, 'store_unavailable');
   });
 });
