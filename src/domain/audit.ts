@@ -6,6 +6,11 @@
  * event-loop turn together (store/sql/write-queue.ts). Readers of the trail call `flush()` first, so
  * an API call's record is visible to the next request; the gateway flushes before it closes the store.
  *
+ * A record the database refused for being away (store/errors.ts) is kept in memory (at most
+ * MAX_PENDING_RECORDS) and written again every second until it answers: the call it records was
+ * acknowledged, so its row must not be lost to a short outage. The record's id is fixed before the
+ * first try, so a write that committed but whose answer was lost is not written twice.
+ *
  * Refused unauthenticated calls (`recordRefusal`) are aggregated, so that a flood of them cannot grow
  * the trail without bound: the first one of a window is written at once, the next ones of the same
  * source address, action and result (and claimed identity, when it exists) in that window only raise
@@ -14,6 +19,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { AuditEvent, Store } from '../store/types.js';
+import { isStoreUnavailable } from '../store/errors.js';
+import { timeOrderedId } from '../store/sql/kysely-store.js';
 
 /** The aggregation window of refused unauthenticated calls. */
 export const REFUSAL_WINDOW_MS = 60_000;
@@ -21,6 +28,9 @@ export const REFUSAL_WINDOW_MS = 60_000;
 const MAX_REFUSAL_WINDOWS = 10_000;
 /** How soon a raised count is written. */
 const COUNT_WRITE_DELAY_MS = 1_000;
+/** Records kept through a database outage at most; beyond it the oldest is dropped (and was reported). */
+const MAX_PENDING_RECORDS = 100_000;
+const RETRY_MS = 1_000;
 
 /** `appended`: settles after the row's insert and its last count write (never rejects). */
 interface RefusalWindow { id: string; end: number; count: number; written: number; appended: Promise<void> }
@@ -32,11 +42,39 @@ export class AuditService {
   /** Windows whose count changed since it was written. */
   readonly #dirty = new Set<RefusalWindow>();
   #countTimer: NodeJS.Timeout | undefined;
+  /** Records a database outage kept back, oldest first. */
+  #pending: AuditEvent[] = [];
+  #retryTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly store: Store, private readonly onError: (err: unknown) => void) {}
 
   record(e: AuditEvent): void {
-    this.#track(this.store.audit.append(e));
+    const event = e.id === undefined ? { ...e, id: timeOrderedId(e.at) } : e;
+    this.#track(this.store.audit.append(event).catch((err: unknown) => {
+      if (isStoreUnavailable(err)) this.#keep(event);
+      throw err;
+    }));
+  }
+
+  /** Records waiting for the database (an outage kept them back). */
+  pendingRecords(): number {
+    return this.#pending.length;
+  }
+
+  #keep(e: AuditEvent): void {
+    if (this.#pending.length >= MAX_PENDING_RECORDS) this.#pending.shift();
+    this.#pending.push(e);
+    if (this.#retryTimer === undefined) this.#retryTimer = setTimeout(() => { this.#retryTimer = undefined; void this.#retryPending(); }, RETRY_MS).unref();
+  }
+
+  /** Writes the kept records again (the write queue commits them together); those the outage still refuses are kept. */
+  async #retryPending(): Promise<void> {
+    const batch = this.#pending;
+    this.#pending = [];
+    await Promise.all(batch.map((e) => this.store.audit.append(e).catch((err: unknown) => {
+      if (isStoreUnavailable(err)) this.#keep(e);
+      else this.onError(err);
+    })));
   }
 
   /**
@@ -66,6 +104,7 @@ export class AuditService {
   async flush(): Promise<void> {
     this.#writeCounts();
     await Promise.all([...this.#inFlight]);
+    if (this.#pending.length > 0) await this.#retryPending();
   }
 
   #track(write: Promise<void>): void {

@@ -15,8 +15,15 @@
  * desktop's assigned user, as routes/assistance.ts requires), on top of the space being active
  * (assistance.ts `admit`). The same check runs again on live sessions when a user is deleted,
  * disabled or demoted (`mayKeep`, through SessionControl.endUser).
+ *
+ * A token consumed by an upgrade that then fails for want of the database, before its 101, is given
+ * back (`release`): the client was told 503 "try again in a few seconds", and the retry must work.
+ * Only that redemption is undone (the row must still carry its redeemed_at), so a token never opens
+ * two sessions; while the database stays away the release is retried every second until the token
+ * expires.
  */
 import { ApiError } from '../errors.js';
+import { isStoreUnavailable } from '../store/errors.js';
 import type { ConsoleTokenRecord, ResourceKind, ResourceRecord, Store, TokenState, TokenPurpose } from '../store/types.js';
 import type { Clock } from './clock.js';
 import { randomToken, sha256Hex } from './passwords.js';
@@ -64,7 +71,15 @@ export interface ConsoleTokenEvents {
 
 const NO_EVENTS: ConsoleTokenEvents = { minted() {}, redeemed() {}, refused() {} };
 
+/** Releases kept for retry at most; beyond it the oldest is dropped (that token stays used). */
+const MAX_PENDING_RELEASES = 100_000;
+const RELEASE_RETRY_MS = 1000;
+
 export class ConsoleService {
+  /** Redemptions to undo once the database answers again: token hash → the record this node redeemed. */
+  readonly #unreleased = new Map<string, ConsoleTokenRecord>();
+  #releaseTimer: NodeJS.Timeout | undefined;
+
   constructor(
     private readonly store: Store, private readonly secrets: SecretBox, private readonly clock: Clock, private readonly opts: ConsoleOptions,
     private readonly events: ConsoleTokenEvents = NO_EVENTS,
@@ -152,12 +167,19 @@ export class ConsoleService {
       const state = await this.stateOf(await this.store.consoleTokens.get(hash), zone);
       return { ok: false, state: state === 'valid' ? 'used' : state };
     }
-    const resource = await this.store.inventory.getResourceById(rec.resourceId);
-    if (!resource || !resource.endpoint || resource.endpointGeneration !== rec.endpointGeneration || resource.projectId !== rec.projectId) {
-      return { ok: false, state: 'revoked' };
+    let resource: ResourceRecord | undefined;
+    let holder: string | null | false;
+    try {
+      resource = await this.store.inventory.getResourceById(rec.resourceId);
+      if (!resource || !resource.endpoint || resource.endpointGeneration !== rec.endpointGeneration || resource.projectId !== rec.projectId) {
+        return { ok: false, state: 'revoked' };
+      }
+      // The user behind the link may have been deleted, disabled or demoted since it was minted.
+      holder = await this.holderOf(rec, resource);
+    } catch (err) {
+      if (isStoreUnavailable(err)) await this.release(rec);
+      throw err;
     }
-    // The user behind the link may have been deleted, disabled or demoted since it was minted.
-    const holder = await this.holderOf(rec, resource);
     if (holder === false) return { ok: false, state: 'revoked' };
     const ep = resource.endpoint;
     const o = ep.options ?? {};
@@ -166,6 +188,40 @@ export class ConsoleService {
       sessionMode: o.sessionMode ?? 'shared',
     };
     return { ok: true, grant: { token: rec, resource, target: { host: ep.host, port: ep.port, credential: this.credentialOf(resource) }, policy, holderUserId: holder } };
+  }
+
+  /**
+   * Gives back a token this node redeemed (`token` as `redeem` returned it) for an upgrade that failed
+   * before its 101 because the database went away. Never throws: when the database does not answer,
+   * the release is kept and retried every second until it is written or the token has expired.
+   */
+  async release(token: ConsoleTokenRecord): Promise<void> {
+    if (token.redeemedAt === null) return;
+    try {
+      await this.store.consoleTokens.unredeem(token.tokenHash, token.redeemedAt);
+      this.#unreleased.delete(token.tokenHash);
+    } catch {
+      if (this.#unreleased.size >= MAX_PENDING_RELEASES) {
+        const oldest = this.#unreleased.keys().next();
+        if (!oldest.done) this.#unreleased.delete(oldest.value);
+      }
+      this.#unreleased.set(token.tokenHash, token);
+      if (this.#releaseTimer === undefined) this.#releaseTimer = setTimeout(() => { this.#releaseTimer = undefined; void this.#retryReleases(); }, RELEASE_RETRY_MS).unref();
+    }
+  }
+
+  /** Redemptions still to undo (the database was away when they failed). */
+  pendingReleases(): number {
+    return this.#unreleased.size;
+  }
+
+  async #retryReleases(): Promise<void> {
+    const now = this.clock.now();
+    for (const t of [...this.#unreleased.values()]) {
+      if (t.expiresAt <= now) { this.#unreleased.delete(t.tokenHash); continue; }
+      await this.release(t);
+      if (this.#unreleased.has(t.tokenHash)) return; // still away: the failed release scheduled the next round
+    }
   }
 
   /**

@@ -5,9 +5,12 @@
  * An end that cannot be written (the database is away) is kept in memory and written again by
  * `retryPending()` — the node calls it after each successful heartbeat — with the time the session
  * really ended; its audit event is recorded once the row is written. The relay never waits for it.
+ * A start whose INSERT failed for want of the database is kept the same way, as ended
+ * (store_unavailable): the server may have committed it while the answer was lost.
  */
 import { randomUUID } from 'node:crypto';
 import type { ConsoleSessionRecord, Store } from '../store/types.js';
+import { isStoreUnavailable } from '../store/errors.js';
 import type { AuditService } from './audit.js';
 import type { Clock } from './clock.js';
 import type { ConsoleGrant } from './consoles.js';
@@ -18,7 +21,7 @@ type SessionEndFacts = { bytesToClient: number; bytesToBackend: number; closeCod
 export const MAX_PENDING_ENDS = 100_000;
 
 export class SessionService {
-  private readonly pending = new Map<string, { rec: ConsoleSessionRecord; e: SessionEndFacts; endedAt: number }>();
+  private readonly pending = new Map<string, { rec: ConsoleSessionRecord; e: SessionEndFacts; endedAt: number; audited: boolean }>();
 
   constructor(private readonly store: Store, private readonly audit: AuditService, private readonly clock: Clock, readonly nodeId: string) {}
 
@@ -28,7 +31,14 @@ export class SessionService {
       resourceKind: grant.resource.kind, userId: grant.token.userId, nodeId: this.nodeId, sourceIp, startedAt: this.clock.now(), endedAt: null,
       bytesToClient: 0, bytesToBackend: 0, closeCode: null, closeReason: null,
     };
-    await this.store.sessions.start(rec);
+    try {
+      await this.store.sessions.start(rec);
+    } catch (err) {
+      // The database may have committed the row while the answer was lost: its end is written once
+      // it answers (an end of a row that was never written changes nothing), so no row stays open.
+      if (isStoreUnavailable(err)) this.keep(rec, { bytesToClient: 0, bytesToBackend: 0, closeCode: 1011, closeReason: 'store_unavailable' }, rec.startedAt, false);
+      throw err;
+    }
     this.audit.record({
       at: rec.startedAt, requestId: rec.id, actorUserId: rec.userId, actorName: null, actorAk: null, action: 'console:session:start',
       resourceKind: rec.resourceKind, resourceId: rec.resourceId, projectId: rec.projectId, sourceIp, userAgent, result: 'success', code: null, detail: null,
@@ -42,14 +52,19 @@ export class SessionService {
     try {
       await this.store.sessions.end(rec.id, { endedAt, ...e });
     } catch (err) {
-      if (this.pending.size >= MAX_PENDING_ENDS) {
-        const oldest = this.pending.keys().next();
-        if (!oldest.done) this.pending.delete(oldest.value);
-      }
-      this.pending.set(rec.id, { rec, e, endedAt });
+      this.keep(rec, e, endedAt, true);
       throw err;
     }
     this.recordEnd(rec, e, endedAt);
+  }
+
+  /** `audited`: the start was recorded in the audit trail, so the end is too once written. */
+  private keep(rec: ConsoleSessionRecord, e: SessionEndFacts, endedAt: number, audited: boolean): void {
+    if (this.pending.size >= MAX_PENDING_ENDS) {
+      const oldest = this.pending.keys().next();
+      if (!oldest.done) this.pending.delete(oldest.value);
+    }
+    this.pending.set(rec.id, { rec, e, endedAt, audited });
   }
 
   /** Open sessions of a machine, on any node (an exclusive endpoint allows one). */
@@ -67,7 +82,7 @@ export class SessionService {
     for (const [id, p] of [...this.pending]) {
       await this.store.sessions.end(id, { endedAt: p.endedAt, ...p.e });
       this.pending.delete(id);
-      this.recordEnd(p.rec, p.e, p.endedAt);
+      if (p.audited) this.recordEnd(p.rec, p.e, p.endedAt);
     }
     return this.pending.size;
   }

@@ -224,32 +224,49 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
       log.info({ state: result.state, zone }, 'console upgrade refused: token not usable');
       return refuse(socket, status, `token_${result.state}`, `The console link is ${result.state}.`);
     }
-    if (socket.destroyed) return;
     const grant = result.grant;
+    try {
+      await startAndRelay(req, socket, head, grant, exclusiveId);
+    } catch (err) {
+      // The database went away between the token's redemption and the 101: the client is told to try
+      // again (503 store_unavailable), so the token is given back.
+      if (isStoreUnavailable(err)) await consoles.release(grant.token);
+      throw err;
+    }
+  }
+
+  async function startAndRelay(req: IncomingMessage, socket: Duplex, head: Buffer, grant: ConsoleGrant, exclusiveId: string | undefined): Promise<void> {
+    if (socket.destroyed) return;
     const hooks = deps.assistance;
     const admitted = hooks ? await hooks.admit(grant) : null;
     if (admitted) {
-      log.info({ reason: admitted.reason, zone }, 'console upgrade refused by remote assistance');
+      log.info({ reason: admitted.reason, zone: grant.token.zone }, 'console upgrade refused by remote assistance');
       return refuse(socket, admitted.status, admitted.reason, admitted.message);
     }
     const sourceIp = clientAddress(req, config.trustProxy);
     const record = await sessions.start(grant, sourceIp, String(req.headers['user-agent'] ?? '').slice(0, 256) || null);
     const slog = log.child({ sessionId: record.id, resourceId: grant.resource.id });
-    if (exclusiveId !== undefined || grant.policy.sessionMode === 'exclusive') {
-      // Another node may have started one at the same moment: the earlier session wins.
-      const open = await sessions.openOn(grant.resource.id);
-      const earlier = open.some((s) => s.id !== record.id && (s.startedAt < record.startedAt || (s.startedAt === record.startedAt && s.id < record.id)));
-      if (earlier) {
-        slog.info({}, 'console upgrade refused: exclusive console taken by a concurrent session');
-        await sessions.end(record, { bytesToClient: 0, bytesToBackend: 0, closeCode: 409, closeReason: 'console_busy' }).catch(() => undefined);
-        return refuse(socket, 409, 'console_busy', BUSY_MESSAGE);
+    try {
+      if (exclusiveId !== undefined || grant.policy.sessionMode === 'exclusive') {
+        // Another node may have started one at the same moment: the earlier session wins.
+        const open = await sessions.openOn(grant.resource.id);
+        const earlier = open.some((s) => s.id !== record.id && (s.startedAt < record.startedAt || (s.startedAt === record.startedAt && s.id < record.id)));
+        if (earlier) {
+          slog.info({}, 'console upgrade refused: exclusive console taken by a concurrent session');
+          await sessions.end(record, { bytesToClient: 0, bytesToBackend: 0, closeCode: 409, closeReason: 'console_busy' }).catch(() => undefined);
+          return refuse(socket, 409, 'console_busy', BUSY_MESSAGE);
+        }
       }
+      if (socket.destroyed) {
+        await sessions.end(record, { bytesToClient: 0, bytesToBackend: 0, closeCode: 1006, closeReason: 'client_closed' }).catch(() => undefined);
+        return;
+      }
+      await hooks?.started(grant, record, pageKeyFromProtocols(req.headers['sec-websocket-protocol']));
+    } catch (err) {
+      // No 101 went out: the session row is closed (on a database outage the caller gives the token back).
+      await sessions.end(record, { bytesToClient: 0, bytesToBackend: 0, closeCode: 1011, closeReason: isStoreUnavailable(err) ? 'store_unavailable' : 'internal_error' }).catch(() => undefined);
+      throw err;
     }
-    if (socket.destroyed) {
-      await sessions.end(record, { bytesToClient: 0, bytesToBackend: 0, closeCode: 1006, closeReason: 'client_closed' }).catch(() => undefined);
-      return;
-    }
-    await hooks?.started(grant, record, pageKeyFromProtocols(req.headers['sec-websocket-protocol']));
     if (socket.destroyed) {
       // Gone while the session was being set up (the client, or the upgrade deadline): no 101, and
       // `handleUpgrade` would drop a closed socket without a word, so the session is ended here.

@@ -9,12 +9,13 @@
  * connection terminated, read timeout, client not queryable), PostgreSQL SQLSTATEs of class 08
  * (connection exception), 53 (insufficient resources: too many connections, out of memory or disk),
  * 57P01–57P03 (administrator/crash shutdown, cannot connect now), 57014 (statement timeout: the
- * database is overloaded), 25P03 (idle-in-transaction timeout), and SQLite's SQLITE_BUSY.
+ * database is overloaded), 25P03 (idle-in-transaction timeout), and SQLite's SQLITE_BUSY and
+ * SQLITE_FULL (its disk is full: the same outage as PostgreSQL's 53100, gone once space is freed).
  */
 
 const SOCKET_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'ENOTFOUND', 'EAI_AGAIN',
-  'SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_BUSY_TIMEOUT',
+  'SQLITE_BUSY', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_BUSY_TIMEOUT', 'SQLITE_FULL',
 ]);
 
 const SQLSTATES = new Set(['57P01', '57P02', '57P03', '57014', '25P03']);

@@ -249,6 +249,11 @@ export interface ConsoleTokenRepo {
    * `before` (oldest expiry first); how many went.
    */
   purgeSpent(before: number, limit: number): Promise<number>;
+  /**
+   * Undoes one redemption: marks the token unredeemed again if it is still redeemed at exactly
+   * `redeemedAt` (the redemption this node made and could not complete); false when it was not.
+   */
+  unredeem(tokenHash: string, redeemedAt: number): Promise<boolean>;
 }
 
 export interface SessionRepo {

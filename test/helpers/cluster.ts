@@ -9,7 +9,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -50,7 +50,8 @@ export interface NodeProcess {
 
 export interface StartNodeOptions {
   name: string;
-  databaseUrl: string;
+  /** PostgreSQL URL; omitted: the node's embedded SQLite store in its data directory. */
+  databaseUrl?: string;
   masterKey: string;
   redisUrl?: string;
   redisPrefix?: string;
@@ -59,6 +60,8 @@ export interface StartNodeOptions {
   /** More flags (`--drain-grace-seconds 5` …). */
   args?: string[];
   readyMs?: number;
+  /** The data directory (created if missing; removed by `stop()`); default a fresh one under the system's temporary directory. */
+  dataDir?: string;
   /** Another release's built entry point (a rolling upgrade's old node); default this checkout's dist/src/main.js. */
   mainJs?: string;
 }
@@ -66,7 +69,8 @@ export interface StartNodeOptions {
 export async function startNode(o: StartNodeOptions): Promise<NodeProcess> {
   const mainJs = o.mainJs ?? MAIN_JS;
   if (!existsSync(mainJs)) throw new Error(`${mainJs} is missing: run npm run build first`);
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), `porthole-${o.name}-`));
+  const dataDir = o.dataDir ?? mkdtempSync(path.join(os.tmpdir(), `porthole-${o.name}-`));
+  mkdirSync(dataDir, { recursive: true });
   const nodeId = `${o.name}-${randomBytes(3).toString('hex')}`;
   const args = [
     mainJs, 'serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--log-level', 'info', '--node-id', nodeId,
@@ -80,7 +84,7 @@ export async function startNode(o: StartNodeOptions): Promise<NodeProcess> {
   args.push(...(o.args ?? []));
   // Secrets through the environment, as in production; nothing else inherited from PORTHOLE_*.
   const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PORTHOLE_')));
-  env.PORTHOLE_DATABASE_URL = o.databaseUrl;
+  if (o.databaseUrl !== undefined) env.PORTHOLE_DATABASE_URL = o.databaseUrl;
   env.PORTHOLE_MASTER_KEY = o.masterKey;
   if (o.redisUrl) env.PORTHOLE_REDIS_URL = o.redisUrl;
   if (o.redisPrefix !== undefined) env.PORTHOLE_REDIS_KEY_PREFIX = o.redisPrefix;
@@ -162,13 +166,13 @@ export const clusterServerId = (name: string) => deriveResourceId(clusterProject
 /**
  * The tests' fleet: users `alice` (operator), `root` (domain administrator) and `u1`…`u9` (operators,
  * one per test that must count throttling alone); cloud servers named in `servers`, each on the VNC
- * endpoint given (VNC authentication with `vncPassword`).
+ * endpoint given (VNC authentication with `vncPassword`; null: security None, as bench/target.ts speaks).
  */
-export function clusterFleet(servers: Record<string, { host: string; port: number }>, vncPassword: string): string {
+export function clusterFleet(servers: Record<string, { host: string; port: number }>, vncPassword: string | null): string {
   const users = ['alice', 'u1', 'u2', 'u3', 'u4', 'u5', 'u6', 'u7', 'u8', 'u9']
     .map((u) => `      - { name: ${u}, password: ${CLUSTER_PASSWORD}, roles: { ${CLUSTER_PROJECT}: operator } }`).join('\n');
   const machines = Object.entries(servers)
-    .map(([name, ep]) => `          - name: ${name}\n            console: { url: "vnc://${ep.host}:${ep.port}", security: vncauth, password: "${vncPassword}" }`).join('\n');
+    .map(([name, ep]) => `          - name: ${name}\n            console: { url: "vnc://${ep.host}:${ep.port}", ${vncPassword === null ? 'security: none' : `security: vncauth, password: "${vncPassword}"`} }`).join('\n');
   return `
 domains:
   - name: ${CLUSTER_DOMAIN}

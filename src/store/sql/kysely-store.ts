@@ -369,6 +369,11 @@ class SqlConsoleTokens implements ConsoleTokenRepo {
       .where('token_hash', '=', tokenHash).where('revoked_at', 'is', null).where('redeemed_at', 'is', null).executeTakeFirst();
     return Number(res.numUpdatedRows) > 0;
   }
+  async unredeem(tokenHash: string, redeemedAt: number): Promise<boolean> {
+    const res = await this.db.updateTable('console_tokens').set({ redeemed_at: null })
+      .where('token_hash', '=', tokenHash).where('redeemed_at', '=', redeemedAt).executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
 }
 
 class SqlSessions implements SessionRepo {
