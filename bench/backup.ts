@@ -17,7 +17,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +26,7 @@ import { httpLoad } from './lib/clients.js';
 import { cpuModel } from './lib/proc.js';
 import { startDemoDesktop } from '../src/demo/desktop.js';
 import { clusterFleet, clusterLogin, clusterProjectId, clusterServerId, newMasterKey, startNode } from '../test/helpers/cluster.js';
+import { writeResultsSection } from './lib/results-section.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MAIN_JS = path.join(ROOT, 'dist/src/main.js');
@@ -166,12 +167,7 @@ ${row('after the backup', o.after)}
 
 Target: minting during a backup at least 0.7× the rate without one.
 ${END}`;
-  let text = existsSync(OUT) ? readFileSync(OUT, 'utf8') : '';
-  const b = text.indexOf(BEGIN);
-  const e = text.indexOf(END);
-  if (b >= 0 && e > b) text = text.slice(0, b) + section + text.slice(e + END.length);
-  else text = `${text.replace(/\s*$/, '')}\n\n${section}\n`;
-  writeFileSync(OUT, text);
+  writeResultsSection(OUT, BEGIN, END, section);
   log(`wrote ${OUT}`);
 }
 

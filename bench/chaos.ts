@@ -27,7 +27,7 @@
  * --phases kill9,postgres,redis,disk-full, --out FILE. Every process started here is killed on exit.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -37,6 +37,7 @@ import { startChild, cpuModel, type Child } from './lib/proc.js';
 import { openRawWs, type RawWs } from './lib/raw-ws.js';
 import { mountTmpfs, tmpfsUnavailable } from '../test/helpers/disk.js';
 import { createTestSchema, startTcpProxy, type TcpProxy, type TestSchema } from '../test/helpers/postgres.js';
+import { writeResultsSection } from './lib/results-section.js';
 import {
   clusterFleet, clusterLogin, clusterProjectId, clusterServerId, newMasterKey, sleep, startNode, tryUpgrade, websocketUrl, type NodeProcess,
 } from '../test/helpers/cluster.js';
@@ -457,12 +458,7 @@ takes it out on \`/readyz\`); its consoles drop, and a survivor closes their row
 with the byte counts last written by the dead node (every 15 s, so none for consoles younger than that). Redis away
 changes nothing a client sees: throttling counts per node until it is back (store/redis/ratelimit.ts).
 ${END}`;
-  let text = existsSync(OUT) ? readFileSync(OUT, 'utf8') : '';
-  const b = text.indexOf(BEGIN);
-  const e = text.indexOf(END);
-  if (b >= 0 && e > b) text = text.slice(0, b) + section + text.slice(e + END.length);
-  else text = `${text.replace(/\s*$/, '')}\n\n${section}\n`;
-  writeFileSync(OUT, text);
+  writeResultsSection(OUT, BEGIN, END, section);
   log(`wrote ${OUT}`);
 }
 

@@ -19,7 +19,7 @@
  * --no-redis, --out FILE. Every process started here is killed on exit; a watchdog ends the run.
  */
 
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +30,7 @@ import { startDemoDesktop } from '../src/demo/desktop.js';
 import { createTestSchema } from '../test/helpers/postgres.js';
 import { createTestRedis, TEST_REDIS_URL, redisUnavailable } from '../test/helpers/redis.js';
 import { clusterFleet, clusterLogin, clusterProjectId, clusterServerId, newMasterKey, startNode, type NodeProcess } from '../test/helpers/cluster.js';
+import { writeResultsSection } from './lib/results-section.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const argv = process.argv.slice(2);
@@ -167,12 +168,7 @@ as (cores available to the nodes ÷ node ms/mint) and (cores of the database ÷ 
 On this ${os.cpus().length}-core machine the nodes, PostgreSQL, Redis and the load generator share the same cores, so a second
 node cannot add cores here: the "vs 1 node" column shows contention, not the scaling of separate machines.
 ${END}`;
-  let text = existsSync(OUT) ? readFileSync(OUT, 'utf8') : '';
-  const b = text.indexOf(BEGIN);
-  const e = text.indexOf(END);
-  if (b >= 0 && e > b) text = text.slice(0, b) + section + text.slice(e + END.length);
-  else text = `${text.replace(/\s*$/, '')}\n\n${section}\n`;
-  writeFileSync(OUT, text);
+  writeResultsSection(OUT, BEGIN, END, section);
   log(`wrote ${OUT}`);
 }
 
