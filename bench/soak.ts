@@ -119,6 +119,8 @@ const live = new Map<number, Console>();
 let opening = 0;
 let nextId = 0;
 let stopping = false;
+/** Set when a node process exits before the bench stops it (someone else's kill, a crash): the soak ends early and says so. */
+let nodeDied: string | undefined;
 
 interface Env { nodes: NodeProcess[]; tokens: { op: string[]; helpdesk: string[]; deskuser: string[] } }
 
@@ -351,6 +353,14 @@ async function main(): Promise<void> {
         args: ['--log-level', 'warn', '--ratelimit-per-second', '1000000', '--ratelimit-per-minute', '60000000', '--console-token-ttl-seconds', '600'],
       }));
     }
+    for (const [i, n] of nodes.entries()) {
+      void n.exited.then(({ code, signal }) => {
+        if (stopping || nodeDied) return;
+        const last = n.logs().slice(-3).map((l) => l.msg).filter(Boolean).join(' / ');
+        nodeDied = `node ${i} (pid ${n.pid}) exited (${signal ?? `code ${code}`}) at t=${((Date.now() - t0) / 1000).toFixed(0)} s, not stopped by the bench${last ? `; its last log lines: ${last}` : ''}`;
+        log(`ABORT: ${nodeDied}`);
+      });
+    }
     const tokens = { op: [] as string[], helpdesk: [] as string[], deskuser: [] as string[] };
     for (const n of nodes) for (const user of ['op', 'helpdesk', 'deskuser'] as const) tokens[user].push(await login(n.url, user, PASSWORD, DOMAIN, projectId));
     const env: Env = { nodes, tokens };
@@ -371,7 +381,7 @@ async function main(): Promise<void> {
     let nextSample = Date.now() + SAMPLE_MS;
     let nextAssist = Date.now() + 5000;
     let assisting = false;
-    while (Date.now() < soakEnd) {
+    while (Date.now() < soakEnd && !nodeDied) {
       const tickStart = Date.now();
       churnTick();
       refill(env);
@@ -391,6 +401,7 @@ async function main(): Promise<void> {
       await sleep(Math.max(0, 1000 - (Date.now() - tickStart)));
     }
 
+    const soakStopped = Date.now();
     // Drain: stop the load, close every console, wait (bounded) for the nodes and the store to settle.
     stopping = true;
     const drainT0 = Date.now();
@@ -401,7 +412,7 @@ async function main(): Promise<void> {
     for (const c of live.values()) c.ws.destroy();
     const base = samples[0]!;
     let last: Sample | undefined;
-    for (const until = Date.now() + 60_000; Date.now() < until;) {
+    for (const until = Date.now() + (nodeDied ? 0 : 60_000); Date.now() < until;) {
       await sleep(5000);
       last = await sample(env, schema, redis, 'drain', t0);
       samples.push(last);
@@ -419,7 +430,7 @@ async function main(): Promise<void> {
         coalesce(sum(bytes_to_client), 0)::bigint as to_client, coalesce(sum(bytes_to_backend), 0)::bigint as to_backend
       from ${schema.name}.console_sessions group by resource_kind order by 1`)).rows as RowCheck[];
     const targetOpen = Number((await target.ask('stats')).open);
-    verdict = { rowCheck, targetOpen, soakMinutes: (soakEnd - soakStart) / 60_000, nofile: nofile.soft };
+    verdict = { rowCheck, targetOpen, soakMinutes: (soakStopped - soakStart) / 60_000, nofile: nofile.soft };
     writeSection(samples, verdict, loadStart);
   } finally {
     stopping = true;
@@ -457,7 +468,7 @@ function writeSection(samples: Sample[], v: Verdict, loadStart: string): void {
   const rssOk = perNode.every((n) => n.rss <= 1);
   const sessionsOk = openRows === 0 && (cloud?.zero_to_backend ?? 1) === 0 && (cloud?.zero_to_client ?? 1) === 0 && end.nodes.every((n) => n.active === 0) && v.targetOpen === 0;
   const healthy = total.openFailed === 0 && total.droppedUnexpectedly === 0 && total.mintErrors === 0 && total.listErrors === 0 && total.assistFailed === 0;
-  v.ok = rssOk && sessionsOk && fdsBack && timersBack && healthy;
+  v.ok = rssOk && sessionsOk && fdsBack && timersBack && healthy && !nodeDied;
   const yes = (b: boolean) => (b ? 'met' : '**missed**');
   const L: string[] = [];
   L.push(BEGIN, '## Soak with churn: two nodes on PostgreSQL + Redis (reliability issue, item 3)', '');
@@ -467,6 +478,7 @@ function writeSection(samples: Sample[], v: Verdict, loadStart: string): void {
   L.push(`Load: ${CONSOLES} consoles held for ${f(v.soakMinutes)} min through two \`porthole serve\` nodes (each minted on one node, redeemed on the other) to the bench target's`);
   L.push(`RFB echo server; every second ${CHURN} consoles closed and as many opened; each console sends a PointerEvent every ${POINTER_EVERY_MS / 1000} s (echoed back);`);
   L.push(`${MINT_RATE} extra mints/s and ${LIST_RATE} list calls/s spread over both nodes; a remote-assistance cycle (create, show, join, watch 3 s, cancel on the other node, helper closed 4020) every ${ASSIST_EVERY_S} s.`);
+  if (nodeDied) L.push('', `**Aborted after ${f(v.soakMinutes)} of ${MINUTES} min**: ${nodeDied.replace(/\|/g, '/')}. The figures below are up to then; the end-of-run checks do not apply.`, '');
   L.push(`Sampled every ${SAMPLE_MS / 1000} s; RSS slope: least squares over the soak samples after the first third; event-loop delay p99: prom-client's histogram (10 ms resolution, so ≈ 10 ms when idle), reset at each scrape.`, '');
   L.push('| per node | node 0 | node 1 | goal | verdict |', '|---|---|---|---|---|');
   L.push(`| RSS at baseline / soak start / soak end / after close, MiB | ${[0, 1].map((i) => `${f(base.nodes[i]!.rssMiB)} / ${f(first.nodes[i]!.rssMiB)} / ${f(lastSoak.nodes[i]!.rssMiB)} / ${f(end.nodes[i]!.rssMiB)}`).join(' | ')} | — | — |`);
