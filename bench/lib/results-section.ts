@@ -12,5 +12,5 @@ export function writeResultsSection(file: string, begin: string, end: string, se
   const e = text.indexOf(end);
   if (b >= 0 && e > b) text = text.slice(0, b) + section + text.slice(e + end.length);
   else text = `${text.replace(/\s*$/, '')}\n\n${section}\n`;
-  writeFileSync(file, text);
+  writeFileSync(file, text.replace(/^\n+/, '')); // a new file starts with its section
 }
