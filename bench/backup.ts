@@ -90,7 +90,7 @@ async function main(): Promise<void> {
   const desktop = await startDemoDesktop({ password: 'bench-vnc' });
   const fleet = clusterFleet({ desk: { host: desktop.host, port: desktop.port } }, 'bench-vnc');
   // On SQLite: no database URL; the data directory given last wins over the helper's own.
-  const common = { databaseUrl: '', masterKey, args: ['--data-dir', dataDir, '--ratelimit-per-second', '1000000', '--ratelimit-per-minute', '60000000', '--log-level', 'warn'] };
+  const common = { databaseUrl: '', masterKey, args: ['--data-dir', dataDir, '--ratelimit-per-second', '1000000', '--ratelimit-per-minute', '60000000', '--ratelimit-per-address-per-second', '1000000', '--ratelimit-per-address-per-minute', '60000000', '--log-level', 'warn'] };
   try {
     const seed = await startNode({ name: 'seed', ...common, fleet });
     await seed.stop();

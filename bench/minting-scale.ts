@@ -72,7 +72,7 @@ async function runScenario(s: Scenario, dbUrl: string, admin: (q: string) => Pro
   try {
     const common = {
       databaseUrl: dbUrl, masterKey, ...(redis ? { redisUrl: TEST_REDIS_URL, redisPrefix: redis.prefix } : {}),
-      args: ['--ratelimit-per-second', '1000000', '--ratelimit-per-minute', '60000000', '--console-token-ttl-seconds', '3600', '--log-level', 'warn'],
+      args: ['--ratelimit-per-second', '1000000', '--ratelimit-per-minute', '60000000', '--ratelimit-per-address-per-second', '1000000', '--ratelimit-per-address-per-minute', '60000000', '--console-token-ttl-seconds', '3600', '--log-level', 'warn'],
     };
     // The fleet is already in the schema (applied by the first run); applying it again changes nothing.
     for (let i = 0; i < s.nodes; i++) nodes.push(await startNode({ name: `bench${i}`, ...common, fleet }));

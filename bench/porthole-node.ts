@@ -40,7 +40,7 @@ writeFileSync(path.join(dataDir, 'fleet.yaml'), fleet);
 const { config } = loadConfig({
   argv: [
     '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, '--fleet', path.join(dataDir, 'fleet.yaml'), '--no-demo',
-    '--log-level', process.env.BENCH_LOG_LEVEL ?? 'warn', '--ratelimit-per-second', '1000000', '--ratelimit-per-minute', '60000000',
+    '--log-level', process.env.BENCH_LOG_LEVEL ?? 'warn', '--ratelimit-per-second', '1000000', '--ratelimit-per-minute', '60000000', '--ratelimit-per-address-per-second', '1000000', '--ratelimit-per-address-per-minute', '60000000',
     '--iam-login-failures-per-address', '1000000', '--console-token-ttl-seconds', '3600',
   ],
 });

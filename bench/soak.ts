@@ -351,7 +351,7 @@ async function main(): Promise<void> {
       u.searchParams.set('application_name', appName(i, schema.name));
       nodes.push(await startNode({
         name: `soak${i}`, databaseUrl: u.toString(), masterKey, redisUrl: TEST_REDIS_URL, redisPrefix: redis.prefix, fleet, readyMs: 60_000,
-        args: ['--log-level', 'warn', '--ratelimit-per-second', '1000000', '--ratelimit-per-minute', '60000000', '--console-token-ttl-seconds', '600'],
+        args: ['--log-level', 'warn', '--ratelimit-per-second', '1000000', '--ratelimit-per-minute', '60000000', '--ratelimit-per-address-per-second', '1000000', '--ratelimit-per-address-per-minute', '60000000', '--console-token-ttl-seconds', '600'],
       }));
     }
     for (const [i, n] of nodes.entries()) {
