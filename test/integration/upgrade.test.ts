@@ -155,19 +155,25 @@ await describePostgres('migrations never run backwards on PostgreSQL', () => {
 
 /**
  * The 0.1.0 release, built: `PORTHOLE_OLD_RELEASE_DIR` if set, else unpacked from git (`git archive
- * bd9330a`) into a cache directory under the system temp dir and built there once, with this checkout's
- * node_modules. Undefined (with the reason) when git has no such commit (a shallow clone).
+ * bd9330a`) into a cache directory under the system temp dir and built there once; it always runs with
+ * this checkout's node_modules. Undefined (with the reason) when git has no such commit (a shallow clone).
  */
 function oldRelease(): { mainJs: string } | { skip: string } {
   const dir = process.env.PORTHOLE_OLD_RELEASE_DIR ?? path.join(os.tmpdir(), `porthole-release-${OLD_RELEASE}`);
   const mainJs = path.join(dir, 'dist/src/main.js');
-  if (existsSync(mainJs)) return { mainJs };
+  const modules = path.join(dir, 'node_modules');
+  if (existsSync(mainJs)) {
+    // A cache built by another checkout links that checkout's node_modules, which may be gone: link ours.
+    rmSync(modules, { force: true });
+    symlinkSync(path.join(ROOT, 'node_modules'), modules);
+    return { mainJs };
+  }
   const has = spawnSync('git', ['-C', ROOT, 'cat-file', '-e', `${OLD_RELEASE}^{commit}`]);
   if (has.status !== 0) return { skip: `git has no commit ${OLD_RELEASE} (shallow clone?); set PORTHOLE_OLD_RELEASE_DIR to a built 0.1.0 checkout` };
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   execFileSync('sh', ['-c', `git -C "${ROOT}" archive ${OLD_RELEASE} | tar -x -C "${dir}"`]);
-  symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+  symlinkSync(path.join(ROOT, 'node_modules'), modules);
   execFileSync('npm', ['run', 'build'], { cwd: dir, stdio: 'ignore' });
   return { mainJs };
 }
