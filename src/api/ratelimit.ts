@@ -208,8 +208,6 @@ export class LoginThrottle {
           throw this.refusal('user', u.resetAt, now);
         }
       },
-      // The attempt was counted by `check`.
-      failed: async () => {},
       succeeded: async (userKey) => {
         await this.store.reset(userKeyOf(userKey));
         await this.store.release(addrKey, windowMs, this.clock.now());

@@ -23,8 +23,6 @@ export interface LoginGuard {
    * throws (429) when the user or the caller's address has too many recent failures.
    */
   check(userKey: string): Promise<void>;
-  /** The attempt failed (it stays counted). */
-  failed(userKey: string): Promise<void>;
   /** The attempt succeeded: it is not a failure. */
   succeeded(userKey: string): Promise<void>;
 }
@@ -110,10 +108,8 @@ export class IamService {
     await guard?.check(userKey);
     // Verify a password even for unknown users so timing does not reveal which names exist.
     const ok = await verifyPassword(req.password, user?.passwordHash ?? (await dummyHash()));
-    if (!user || !domain || !ok || user.disabled) {
-      await guard?.failed(userKey);
-      throw unauthorized();
-    }
+    // A failed attempt stays counted: `check` counted it.
+    if (!user || !domain || !ok || user.disabled) throw unauthorized();
     await guard?.succeeded(userKey);
 
     let project: ProjectRecord | undefined;
